@@ -1,0 +1,33 @@
+"""Interpretability and retrieval metrics (pure torch + torchmetrics; no Lightning)."""
+
+from bayesncl.metrics.interpretability import (
+    ENTROPY_VARIANTS,
+    activation_ratio,
+    active_dims,
+    class_consistency,
+    dimension_correlation,
+    effective_rank,
+    nonneg_ratio,
+    orthogonality,
+    semantic_entropy,
+    sparsity,
+)
+from bayesncl.metrics.retrieval import rank_dimensions, retrieval_precision
+from bayesncl.metrics.streaming import InterpretabilityMetrics, interpretability_report
+
+__all__ = [
+    "ENTROPY_VARIANTS",
+    "InterpretabilityMetrics",
+    "activation_ratio",
+    "active_dims",
+    "class_consistency",
+    "dimension_correlation",
+    "effective_rank",
+    "interpretability_report",
+    "nonneg_ratio",
+    "orthogonality",
+    "rank_dimensions",
+    "retrieval_precision",
+    "semantic_entropy",
+    "sparsity",
+]

@@ -1,0 +1,175 @@
+"""Interpretability metrics on a feature matrix F (n samples x d dimensions), vectorised.
+
+Definitions follow the official evaluation code (reference spec §2.2-§2.5); every threshold is a
+parameter with the official value as default. The class statistics come from two d x C tables
+(active-sample counts and activation mass per class), built with one matmul each, which is also
+what the streaming form (:mod:`bayesncl.metrics.streaming`) accumulates.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+EntropyVariant = Literal["sum", "mean", "frequency"]
+ENTROPY_VARIANTS: tuple[str, ...] = ("sum", "mean", "frequency")
+
+
+def _one_hot(labels: Tensor, num_classes: int | None, dtype: torch.dtype) -> Tensor:
+    labels = labels.long()
+    c = int(labels.max().item()) + 1 if num_classes is None else num_classes
+    return torch.nn.functional.one_hot(labels, c).to(dtype)
+
+
+def _row_normalize(features: Tensor) -> Tensor:
+    return torch.nn.functional.normalize(features.float(), dim=1)
+
+
+def active_class_counts(
+    features: Tensor, labels: Tensor, eps: float = 1e-5, num_classes: int | None = None
+) -> Tensor:
+    """(d x C) table: how many samples of class c activate dimension k, |F_hat_ik| > eps, after
+    row-normalisation F_hat = F / ||F||_row (spec §2.2 steps 2-3)."""
+    active = (_row_normalize(features).abs() > eps).float()
+    return active.T @ _one_hot(labels, num_classes, active.dtype)
+
+
+def class_mass(features: Tensor, labels: Tensor, num_classes: int | None = None) -> Tensor:
+    """(d x C) table of activation mass sum_{i: y_i = c} |F_ik| (features as given)."""
+    mass = features.float().abs()
+    return mass.T @ _one_hot(labels, num_classes, mass.dtype)
+
+
+def consistency_from_counts(counts: Tensor) -> Tensor:
+    """Mean over dimensions with at least one active sample of max_c counts[k, c] / sum_c counts[k]."""
+    total = counts.sum(1)
+    keep = total > 0
+    if not keep.any():
+        return counts.new_zeros(())
+    return (counts[keep].max(1).values / total[keep]).mean()
+
+
+def class_consistency(
+    features: Tensor, labels: Tensor, eps: float = 1e-5, num_classes: int | None = None
+) -> Tensor:
+    """Class consistency rate (spec §2.2), a fraction in [0, 1] (the papers print x100).
+
+    For each dimension k, among the samples that activate it (|F_hat_ik| > eps after row
+    normalisation), the share of its most frequent class; averaged with equal weight over the
+    dimensions that at least one sample activates. Dense features give 1/C on balanced data.
+    """
+    return consistency_from_counts(active_class_counts(features, labels, eps, num_classes))
+
+
+def entropy_from_table(table: Tensor, min_mass: float = 1e-5, min_p: float = 1e-5) -> Tensor:
+    """Mean over dimensions (rows with total > min_mass) of -sum_c p_c ln p_c, p = row / row sum,
+    dropping p_c <= min_p (spec §2.3). 0 if no dimension qualifies."""
+    total = table.sum(1)
+    keep = total > min_mass
+    if not keep.any():
+        return table.new_zeros(())
+    p = table[keep] / total[keep, None]
+    terms = torch.where(p > min_p, -p * torch.log(p.clamp_min(min_p)), torch.zeros_like(p))
+    return terms.sum(1).mean()
+
+
+def semantic_entropy(
+    features: Tensor,
+    labels: Tensor,
+    variant: EntropyVariant = "sum",
+    num_classes: int | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Semantic entropy H_s in nats (spec §2.3), on the features as given (not re-normalised).
+
+    Over dimensions with sum_i |F_ik| > eps, the entropy of a class distribution p:
+    ``sum``: p_c proportional to sum_{i: y_i = c} |F_ik|;
+    ``mean``: the same divided by the class size (n_c + 1e-5);
+    ``frequency``: p_c proportional to |{i : y_i = c, |F_ik| > eps}|.
+    Lower is better. On balanced data ``sum`` and ``mean`` coincide.
+    """
+    if variant not in ENTROPY_VARIANTS:
+        raise ValueError(f"entropy variant={variant!r}; use one of: {', '.join(ENTROPY_VARIANTS)}")
+    onehot = _one_hot(labels, num_classes, torch.float32)
+    mass = features.float().abs()
+    dim_mass = mass.sum(0)
+    if variant == "frequency":
+        table = (mass > eps).float().T @ onehot
+    else:
+        table = mass.T @ onehot
+        if variant == "mean":
+            table = table / (onehot.sum(0) + 1e-5)
+    # dimensions are selected by their total |F| mass (official); empty distributions are skipped
+    return entropy_from_table(table[dim_mass > eps], min_mass=0.0)
+
+
+def sparsity(features: Tensor, eps: float = 1e-5) -> Tensor:
+    """Fraction of entries with |F_ik| <= eps (spec §2.4; NCL's offline script used eps = 1e-2)."""
+    return (features.abs() <= eps).float().mean()
+
+
+def active_dims(features: Tensor) -> Tensor:
+    """Number of dimensions whose mean |F_ik| over the samples is > 0 (the code's ``act_dim``)."""
+    return (features.abs().sum(0) > 0).sum()
+
+
+def activation_ratio(features: Tensor) -> Tensor:
+    """Active dimensions / d: one reading of the paper's Act. (the other is 1 - sparsity)."""
+    return active_dims(features).float() / features.shape[1]
+
+
+def nonneg_ratio(features: Tensor) -> Tensor:
+    """Fraction of entries >= 0."""
+    return (features >= 0).float().mean()
+
+
+def dimension_correlation(features: Tensor, keep_active: bool = True) -> Tensor:
+    """C = F_tilde^T F_tilde with every column scaled to unit L2 norm over samples (NCL paper
+    Fig. 3c: C_ij = E_x f_i f_j / ...). ``keep_active`` drops dimensions with sum |F_ik| = 0."""
+    f = features.float()
+    if keep_active:
+        f = f[:, f.abs().sum(0) > 0]
+    return correlation_from_gram(f.T @ f)
+
+
+def correlation_from_gram(gram: Tensor) -> Tensor:
+    """Column-normalised correlation from the Gram matrix G = F^T F: G_ij / sqrt(G_ii G_jj)."""
+    scale = gram.diagonal().clamp_min(1e-24).rsqrt()
+    return gram * scale[:, None] * scale[None, :]
+
+
+def orthogonality_from_correlation(corr: Tensor, official: bool = False) -> Tensor:
+    """Mean |C_ij| over i != j: sum / (d (d - 1)); ``official`` divides by d^2 once more (the
+    BayesNCL code's double normalisation, spec §2.5 / §5 quirk 4)."""
+    d = corr.shape[0]
+    if d < 2:
+        return corr.new_zeros(())
+    off = (corr - torch.eye(d, dtype=corr.dtype, device=corr.device)).abs().sum()
+    value = off / (d * (d - 1))
+    return value / d**2 if official else value
+
+
+def orthogonality(features: Tensor, official: bool = False) -> Tensor:
+    """Mean absolute off-diagonal correlation between active dimensions (lower = more
+    disentangled), spec §2.5."""
+    return orthogonality_from_correlation(dimension_correlation(features), official)
+
+
+def effective_rank_from_gram(gram: Tensor, exponentiate: bool = False) -> Tensor:
+    """Entropy of the normalised singular values of F, from G = F^T F (s_k = sqrt(eig_k(G))).
+
+    The official logger reports the entropy H itself; ``exponentiate`` gives exp(H), the
+    effective rank of Roy & Vetterli (2007)."""
+    eig = torch.linalg.eigvalsh(gram.double()).clamp_min(0)
+    s = eig.sqrt()
+    p = s / s.sum().clamp_min(1e-30)
+    h = -(p * torch.log(p.clamp_min(1e-30))).sum()
+    return (h.exp() if exponentiate else h).float()
+
+
+def effective_rank(features: Tensor, exponentiate: bool = False) -> Tensor:
+    """Spectral entropy of F (see :func:`effective_rank_from_gram`)."""
+    f = features.float()
+    return effective_rank_from_gram(f.T @ f, exponentiate)

@@ -1,0 +1,115 @@
+"""Streaming, DDP-synced form of the interpretability metrics (a ``torchmetrics.Metric``).
+
+Every metric of :mod:`bayesncl.metrics.interpretability` except retrieval is a function of
+sum-reducible statistics (d x C tables, the d x d Gram matrix, counts), so batches can be added
+one at a time and ranks summed, and the result equals the one-shot value on the whole set.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+
+from bayesncl.metrics.interpretability import (
+    active_class_counts,
+    class_mass,
+    consistency_from_counts,
+    correlation_from_gram,
+    effective_rank_from_gram,
+    entropy_from_table,
+    orthogonality_from_correlation,
+)
+
+
+class InterpretabilityMetrics(Metric):
+    """Accumulates features (rows) and labels; ``compute()`` returns a dict of floats tensors.
+
+    Args:
+        num_dims: d, the feature width.
+        num_classes: C.
+        eps: activation threshold of consistency and entropy (1e-5, spec §2.2-2.3).
+        sparsity_eps: threshold of sparsity (1e-5; NCL's offline script used 1e-2).
+        spectral: also accumulate the d x d Gram matrix for orthogonality and effective rank.
+    """
+
+    full_state_update = False
+    higher_is_better = None
+
+    def __init__(
+        self,
+        num_dims: int,
+        num_classes: int,
+        eps: float = 1e-5,
+        sparsity_eps: float = 1e-5,
+        spectral: bool = True,
+    ) -> None:
+        super().__init__()
+        self.num_classes, self.eps, self.sparsity_eps, self.spectral = (
+            num_classes,
+            eps,
+            sparsity_eps,
+            spectral,
+        )
+        d, c = num_dims, num_classes
+        for name, shape in [
+            ("counts", (d, c)),
+            ("mass", (d, c)),
+            ("freq", (d, c)),
+            ("class_n", (c,)),
+            ("col_abs", (d,)),
+        ]:
+            self.add_state(name, torch.zeros(shape, dtype=torch.float64), dist_reduce_fx="sum")
+        for name in ("n_rows", "n_small", "n_nonneg"):
+            self.add_state(name, torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        if spectral:
+            self.add_state("gram", torch.zeros((d, d), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, features: Tensor, labels: Tensor) -> None:
+        f = features.detach().float()
+        onehot = torch.nn.functional.one_hot(labels.long(), self.num_classes).float()
+        self.counts += active_class_counts(f, labels, self.eps, self.num_classes).double()
+        self.mass += class_mass(f, labels, self.num_classes).double()
+        self.freq += ((f.abs() > self.eps).float().T @ onehot).double()
+        self.class_n += onehot.sum(0).double()
+        self.col_abs += f.abs().sum(0).double()
+        self.n_rows += f.shape[0]
+        self.n_small += (f.abs() <= self.sparsity_eps).sum().double()
+        self.n_nonneg += (f >= 0).sum().double()
+        if self.spectral:
+            self.gram += (f.T @ f).double()
+
+    def compute(self) -> dict[str, Tensor]:
+        d = self.col_abs.shape[0]
+        entries = self.n_rows * d
+        keep_ent = self.col_abs > self.eps
+        active = self.col_abs > 0
+        out = {
+            "consistency": consistency_from_counts(self.counts),
+            "entropy_sum": entropy_from_table(self.mass[keep_ent], min_mass=0.0),
+            "entropy_mean": entropy_from_table(
+                (self.mass / (self.class_n + 1e-5))[keep_ent], min_mass=0.0
+            ),
+            "entropy_frequency": entropy_from_table(self.freq[keep_ent], min_mass=0.0),
+            "sparsity": self.n_small / entries,
+            "active_fraction": 1 - self.n_small / entries,
+            "active_dims": active.sum().double(),
+            "activation_ratio": active.sum().double() / d,
+            "nonneg_ratio": self.n_nonneg / entries,
+        }
+        if self.spectral:
+            corr = correlation_from_gram(self.gram[active][:, active])
+            out["orthogonality"] = orthogonality_from_correlation(corr)
+            out["orthogonality_official"] = orthogonality_from_correlation(corr, official=True)
+            out["effective_rank"] = effective_rank_from_gram(self.gram)
+        return {k: v.float() for k, v in out.items()}
+
+
+def interpretability_report(
+    features: Tensor, labels: Tensor, num_classes: int | None = None, **kwargs: float | bool
+) -> dict[str, float]:
+    """Every streaming metric on the whole matrix at once, as plain floats."""
+    c = int(labels.max().item()) + 1 if num_classes is None else num_classes
+    metric = InterpretabilityMetrics(features.shape[1], c, **kwargs)  # type: ignore[arg-type]
+    metric.update(features, labels)
+    return {k: float(v) for k, v in metric.compute().items()}

@@ -1,0 +1,111 @@
+import math
+
+import pytest
+import torch
+
+from bayesncl.metrics import (
+    activation_ratio,
+    active_dims,
+    class_consistency,
+    dimension_correlation,
+    effective_rank,
+    nonneg_ratio,
+    orthogonality,
+    semantic_entropy,
+    sparsity,
+)
+from bayesncl.metrics.reference import (
+    loop_class_consistency,
+    loop_orthogonality,
+    loop_semantic_entropy,
+)
+
+
+def sparse_features(n=120, d=24, classes=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, classes, (n,), generator=g)
+    f = torch.relu(torch.randn(n, d, generator=g) - 0.8)
+    f[:, :3] = 0.0  # dead dimensions
+    f[:5] = 0.0  # all-zero rows
+    f[:, 5] = 0.0
+    f[7, 5] = 0.3  # a dimension activated by a single sample
+    return f, labels
+
+
+def test_known_consistency():
+    # dim 0: samples of classes 0,0,1 -> 2/3; dim 1: class 1 only -> 1; dim 2: dead (skipped)
+    f = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
+    y = torch.tensor([0, 0, 1, 1])
+    assert class_consistency(f, y).item() == pytest.approx((2 / 3 + 1.0) / 2)
+
+
+def test_dense_features_give_chance_consistency():
+    f = torch.rand(1000, 16) + 0.1  # every sample activates every dimension (CL)
+    y = torch.arange(10).repeat(100)
+    assert class_consistency(f, y).item() == pytest.approx(0.10)
+    assert semantic_entropy(f, y, "frequency").item() == pytest.approx(math.log(10))
+    assert sparsity(f).item() == 0.0
+    assert active_dims(f).item() == 16 and activation_ratio(f).item() == 1.0
+
+
+def test_perfectly_aligned_features():
+    y = torch.arange(4).repeat_interleave(5)
+    f = torch.nn.functional.one_hot(y, 4).float() * 2.0
+    assert class_consistency(f, y).item() == 1.0
+    for v in ("sum", "mean", "frequency"):
+        assert semantic_entropy(f, y, v).item() == pytest.approx(0.0, abs=1e-6)
+    assert sparsity(f).item() == pytest.approx(0.75)
+    assert orthogonality(f).item() == pytest.approx(0.0)
+
+
+def test_known_entropy_variants():
+    # one dimension, class 0 (3 samples) mass 3, class 1 (1 sample) mass 1
+    f = torch.tensor([[1.0], [1.0], [1.0], [1.0]])
+    y = torch.tensor([0, 0, 0, 1])
+    h = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    assert semantic_entropy(f, y, "sum").item() == pytest.approx(h)
+    assert semantic_entropy(f, y, "frequency").item() == pytest.approx(h)
+    assert semantic_entropy(f, y, "mean").item() == pytest.approx(math.log(2), rel=1e-4)
+    with pytest.raises(ValueError, match="entropy variant"):
+        semantic_entropy(f, y, "median")
+
+
+def test_known_orthogonality_and_official_variant():
+    f = torch.tensor([[1.0, 1.0], [0.0, 1.0]])  # cos = 1/sqrt(2)
+    assert orthogonality(f).item() == pytest.approx(1 / math.sqrt(2))
+    assert orthogonality(f, official=True).item() == pytest.approx(1 / math.sqrt(2) / 4)
+    torch.testing.assert_close(
+        dimension_correlation(f), torch.tensor([[1.0, 0.7071068], [0.7071068, 1.0]])
+    )
+
+
+def test_effective_rank():
+    f = torch.eye(4)  # four equal singular values: entropy ln 4, effective rank 4
+    assert effective_rank(f).item() == pytest.approx(math.log(4), rel=1e-5)
+    assert effective_rank(f, exponentiate=True).item() == pytest.approx(4.0, rel=1e-5)
+    assert effective_rank(torch.ones(5, 3)).item() == pytest.approx(0.0, abs=1e-4)
+
+
+def test_nonneg_ratio_and_sparsity_eps():
+    f = torch.tensor([[-1.0, 0.0, 0.005, 2.0]])
+    assert nonneg_ratio(f).item() == 0.75
+    assert sparsity(f).item() == 0.25
+    assert sparsity(f, eps=1e-2).item() == 0.5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_vectorised_equals_loop_on_sparse_features(seed):
+    f, y = sparse_features(seed=seed)
+    assert class_consistency(f, y).item() == pytest.approx(loop_class_consistency(f, y), rel=1e-6)
+    for variant in ("sum", "mean", "frequency"):
+        got = semantic_entropy(f, y, variant).item()
+        assert got == pytest.approx(loop_semantic_entropy(f, y, variant), rel=1e-5), variant
+    assert orthogonality(f).item() == pytest.approx(loop_orthogonality(f), rel=1e-5)
+
+
+def test_degenerate_inputs_do_not_nan():
+    f = torch.zeros(6, 4)
+    y = torch.tensor([0, 1, 0, 1, 0, 1])
+    assert class_consistency(f, y).item() == 0.0
+    assert semantic_entropy(f, y).item() == 0.0
+    assert orthogonality(f).item() == 0.0
