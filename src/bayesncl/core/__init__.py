@@ -21,7 +21,7 @@ from bayesncl.core.pipeline import (
     make_projector,
     normalize_rows,
 )
-from bayesncl.core.presets import PRESETS, method_preset
+from bayesncl.core.presets import PRESETS, MethodOverrides, method_preset, resolve_method
 from bayesncl.core.topk import topk_mask
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "GateOutput",
     "LossTerms",
     "MethodConfig",
+    "MethodOverrides",
     "NCLHead",
     "Representation",
     "bernoulli_kl",
@@ -46,6 +47,7 @@ __all__ = [
     "normalize_rows",
     "nt_xent",
     "rep_relu",
+    "resolve_method",
     "sample_mask",
     "topk_mask",
 ]

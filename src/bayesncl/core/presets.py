@@ -24,10 +24,10 @@ Defaults are the released CIFAR-100 values (spec §1.7). Two values are not rele
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from bayesncl.core.gates import GateConfig
+from bayesncl.core.gates import GateConfig, GateMode
 from bayesncl.core.pipeline import MethodConfig
 
 DEFAULT_TOPK_K = 32
@@ -73,3 +73,50 @@ def method_preset(name: str, **overrides: Any) -> MethodConfig:
             f"unknown method settings {sorted(unknown)}; valid: {sorted(MethodConfig.__dataclass_fields__)}"
         )
     return replace(base, **overrides)
+
+
+@dataclass(frozen=True)
+class MethodOverrides:
+    """Flat, typed changes to a preset (for config files and sweeps); None keeps the preset's value.
+
+    ``exact_kl=True`` computes the KL without the official clamp (``kl_clamp=None``).
+    """
+
+    nonneg: str | None = None
+    topk_k: int | None = None
+    temperature: float | None = None
+    gate_mode: GateMode | None = None
+    gate_temperature: float | None = None
+    threshold: float | None = None
+    prior: float | None = None
+    kl_weight: float | None = None
+    exact_kl: bool | None = None
+    head_depth: int | None = None
+    head_hidden_dim: int | None = None
+    detach: bool | None = None
+
+
+_GATE_FIELDS = {
+    "gate_mode": "mode",
+    "gate_temperature": "temperature",
+    "threshold": "threshold",
+    "prior": "prior",
+    "kl_weight": "kl_weight",
+    "head_depth": "head_depth",
+    "head_hidden_dim": "head_hidden_dim",
+    "detach": "detach",
+}
+
+
+def resolve_method(name: str, overrides: MethodOverrides | None = None) -> MethodConfig:
+    """The preset ``name`` with ``overrides`` applied; errors name the offending setting."""
+    o = overrides or MethodOverrides()
+    top = {
+        k: getattr(o, k) for k in ("nonneg", "topk_k", "temperature") if getattr(o, k) is not None
+    }
+    gate = {g: getattr(o, k) for k, g in _GATE_FIELDS.items() if getattr(o, k) is not None}
+    if o.exact_kl is not None:
+        gate["kl_clamp"] = None if o.exact_kl else (0.01, 0.99)
+    if gate:
+        top["gate"] = gate
+    return method_preset(name, **top)

@@ -1,0 +1,35 @@
+"""Datasets, augmentations and multi-view sampling (plain PyTorch; no Lightning)."""
+
+from bayesncl.data.augment import (
+    GRAYSCALE_AUGMENT,
+    SIMCLR_AUGMENT,
+    AugmentConfig,
+    eval_transform,
+    view_transform,
+)
+from bayesncl.data.datasets import (
+    DATASETS,
+    DatasetNotFoundError,
+    DatasetSpec,
+    get_dataset_spec,
+    imagenet100_classes,
+)
+from bayesncl.data.idx import read_idx, write_idx
+from bayesncl.data.views import EpochSampler, MultiViewDataset
+
+__all__ = [
+    "DATASETS",
+    "GRAYSCALE_AUGMENT",
+    "SIMCLR_AUGMENT",
+    "AugmentConfig",
+    "DatasetNotFoundError",
+    "DatasetSpec",
+    "EpochSampler",
+    "MultiViewDataset",
+    "eval_transform",
+    "get_dataset_spec",
+    "imagenet100_classes",
+    "read_idx",
+    "view_transform",
+    "write_idx",
+]

@@ -1,0 +1,37 @@
+"""Encoder = backbone + :class:`~bayesncl.core.pipeline.NCLHead`; ``represent`` is the single path
+used by training, validation, ``bayesncl evaluate`` and export."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from bayesncl.core.pipeline import MethodConfig, NCLHead, Representation
+
+
+class Encoder(nn.Module):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        feature_dim: int,
+        method: MethodConfig,
+        proj_hidden_dim: int = 2048,
+        proj_output_dim: int = 256,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.feature_dim = feature_dim
+        self.head = NCLHead(feature_dim, proj_hidden_dim, proj_output_dim, method)
+
+    def represent(self, x: Tensor, *, soft_gate: bool = False) -> Representation:
+        """x -> h -> z -> phi -> top-k -> normalise -> gate -> normalise (all intermediates)."""
+        return self.head(self.backbone(x), soft_gate=soft_gate)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The final representation v (what the loss sees and what ``evaluate`` measures)."""
+        return self.represent(x).output
+
+    @torch.no_grad()
+    def features(self, x: Tensor) -> Tensor:
+        """Backbone features h (the linear probe's input)."""
+        return self.backbone(x)

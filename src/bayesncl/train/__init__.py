@@ -1,0 +1,1 @@
+"""The Lightning training layer: data module, LightningModule, optimiser and the ``fit`` runner."""

@@ -1,0 +1,187 @@
+"""LightningDataModule: multi-view training batches (index, views, label) and plain validation
+batches (image, label) for any dataset of the registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from bayesncl.data.augment import AugmentConfig, eval_transform, view_transform
+from bayesncl.data.batch_augment import BatchAugment
+from bayesncl.data.datasets import get_dataset_spec
+from bayesncl.data.views import EpochSampler, IndexedImages, MultiViewDataset, _mix
+
+
+class _Transformed(Dataset):
+    def __init__(self, base: Dataset, transform) -> None:
+        self.base, self.transform = base, transform
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int):
+        image, label = self.base[i]
+        return self.transform(image), label
+
+
+def _subset(ds: Dataset, n: int | None) -> Dataset:
+    """The first ``n`` items of a fixed permutation (class-mixed), or ``ds`` itself."""
+    if n is None or n >= len(ds):  # type: ignore[arg-type]
+        return ds
+    order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(1))[:n]  # type: ignore[arg-type]
+    return Subset(ds, order.tolist())
+
+
+class SSLDataModule(pl.LightningDataModule):
+    """Data for pretraining.
+
+    Args:
+        dataset: ``digits``, ``fashion-mnist``, ``cifar10``, ``cifar100``, ``imagenet100`` or
+            ``imagefolder``.
+        data_dir: where the dataset lives (see ``bayesncl.data.datasets``).
+        batch_size: images per process per step (each gives ``num_views`` views).
+        num_views: views per image (>= 2).
+        num_workers: loader processes (0 = in the main process).
+        augment: changes to the dataset's default view augmentation.
+        image_size: crop size (default: the dataset's native size).
+        train_subset, val_subset: use only this many images (quick runs, tests).
+        num_classes: classes of an ``imagefolder`` dataset (others know theirs).
+        download: let torchvision download CIFAR/Fashion-MNIST where a network exists.
+        seed: seed of shuffling and augmentation (batches are a function of seed, epoch, step).
+        augment_on: ``sample`` (torchvision per image, in the loader workers: the official path),
+            ``batch`` (whole batch at once on the model's device, :mod:`bayesncl.data.batch_augment`;
+            no hue jitter) or ``auto`` (batch for the grayscale datasets, sample otherwise).
+    """
+
+    def __init__(
+        self,
+        dataset: str = "digits",
+        data_dir: str = "data",
+        batch_size: int = 256,
+        val_batch_size: int | None = None,
+        num_views: int = 2,
+        num_workers: int = 2,
+        augment: AugmentConfig = AugmentConfig(),
+        image_size: int | None = None,
+        train_subset: int | None = None,
+        val_subset: int | None = None,
+        num_classes: int | None = None,
+        download: bool = False,
+        seed: int = 0,
+        augment_on: Literal["auto", "sample", "batch"] = "auto",
+    ) -> None:
+        super().__init__()
+        self.spec = get_dataset_spec(dataset)
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size={batch_size} must be >= 1")
+        if num_views < 2:
+            raise ValueError(f"data.num_views={num_views} must be >= 2")
+        if num_workers < 0:
+            raise ValueError(f"data.num_workers={num_workers} must be >= 0")
+        if self.spec.num_classes == 0 and not num_classes:
+            raise ValueError("data.num_classes must be set for dataset=imagefolder")
+        self.data_dir = Path(data_dir)
+        self.batch_size, self.val_batch_size = batch_size, val_batch_size or batch_size
+        self.num_views, self.num_workers, self.download, self.seed = (
+            num_views,
+            num_workers,
+            download,
+            seed,
+        )
+        self.train_subset, self.val_subset = train_subset, val_subset
+        self.image_size = image_size or self.spec.image_size
+        self.augment = augment.merged_over(self.spec.augment)
+        self.num_classes = num_classes or self.spec.num_classes
+        self.in_channels = self.spec.in_channels
+        if augment_on == "auto":
+            augment_on = "batch" if self.spec.in_channels == 1 else "sample"
+        if augment_on == "batch" and self.spec.eval_resize is not None:
+            raise ValueError(
+                f"data.augment_on=batch needs equal-size images; {dataset} needs augment_on=sample"
+            )
+        self.augment_on = augment_on
+        self.batch_augment = (
+            BatchAugment(self.augment, self.image_size, self.spec.mean, self.spec.std)
+            if augment_on == "batch"
+            else None
+        )
+        self._train: Dataset | None = None
+        self._resume_from: dict[str, int] | None = None
+        self._val: Dataset | None = None
+
+    def load(self, train: bool) -> Dataset:
+        """The raw split (images, labels) with no transform."""
+        ds = self.spec.load(train, self.data_dir, self.download)
+        return _subset(ds, self.train_subset if train else self.val_subset)
+
+    def eval_transform(self):
+        return eval_transform(self.image_size, self.spec.mean, self.spec.std, self.spec.eval_resize)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._train is None:
+            if self.batch_augment is not None:
+                self._train = IndexedImages(self.load(True))
+            else:
+                views = view_transform(self.augment, self.image_size, self.spec.mean, self.spec.std)
+                self._train = MultiViewDataset(self.load(True), views, self.num_views, self.seed)
+            self._val = _Transformed(self.load(False), self.eval_transform())
+
+    def _loader(self, ds: Dataset, batch_size: int, sampler=None) -> DataLoader:
+        return DataLoader(
+            ds,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            drop_last=sampler is not None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup()
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        sampler = EpochSampler(len(self._train), self.batch_size, self.seed, rank, world)  # type: ignore[arg-type]
+        if self._resume_from is not None:
+            # resumed mid-epoch: skip the batches of that epoch that were already trained on
+            epoch, step = self._resume_from["epoch"], self._resume_from["global_step"]
+            done = step * self._resume_from.get("accumulate", 1) - epoch * sampler.num_batches
+            if 0 < done < sampler.num_batches:
+                sampler.skip = (epoch, done)
+        return self._loader(self._train, self.batch_size, sampler)  # type: ignore[arg-type]
+
+    def val_dataloader(self) -> DataLoader:
+        self.setup()
+        return self._loader(self._val, self.val_batch_size)  # type: ignore[arg-type]
+
+    def state_dict(self) -> dict[str, int]:
+        """Saved in every checkpoint: where in the data stream training stands."""
+        t = self.trainer
+        if t is None:
+            return {}
+        return {
+            "epoch": t.current_epoch,
+            "global_step": t.global_step,
+            "accumulate": t.accumulate_grad_batches,
+        }
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        # called while a checkpoint is restored, before the training loader is built
+        self._resume_from = dict(state) if state else None
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Batch augmentation, on the device: (index, images, label) -> (index, views, label)."""
+        if self.batch_augment is None or self.trainer is None or not self.trainer.training:
+            return batch
+        idx, images, labels = batch
+        return idx, self.make_views(images, self.trainer.global_step), labels
+
+    def make_views(self, images: torch.Tensor, step: int) -> list[torch.Tensor]:
+        """``num_views`` views of a batch; randomness is a function of (seed, step)."""
+        assert self.batch_augment is not None
+        g = torch.Generator(device=images.device).manual_seed(_mix(self.seed, step))
+        return [self.batch_augment(images, g) for _ in range(self.num_views)]

@@ -1,0 +1,73 @@
+"""Tiny datasets written in the real on-disk formats (IDX, torchvision CIFAR pickles,
+ImageFolder PNGs), so the real loaders are exercised without downloads."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from bayesncl.data.datasets import imagenet100_classes
+from bayesncl.data.idx import write_idx
+
+
+def write_fashion_mnist(root: Path, n_train: int = 64, n_test: int = 32, gz: bool = True) -> Path:
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    ext = ".gz" if gz else ""
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = np.arange(n) % 10
+        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, y in enumerate(labels):  # class-dependent bright block so classes are learnable
+            images[i, 2 * y : 2 * y + 8, 4:24] = 220
+        write_idx(raw / f"{prefix}-images-idx3-ubyte{ext}", images)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte{ext}", labels)
+    return root
+
+
+def write_cifar(root: Path, classes: int = 10, n_per_file: int = 20) -> Path:
+    rng = np.random.default_rng(0)
+
+    def batch(n: int, key: str) -> dict:
+        return {
+            "data": rng.integers(0, 256, (n, 3 * 32 * 32)).astype(np.uint8),
+            key: list(rng.integers(0, classes, n)),
+        }
+
+    if classes == 10:
+        folder = root / "cifar-10-batches-py"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+            (folder / name).write_bytes(pickle.dumps(batch(n_per_file, "labels")))
+        (folder / "batches.meta").write_bytes(
+            pickle.dumps({"label_names": [f"c{i}" for i in range(10)]})
+        )
+    else:
+        folder = root / "cifar-100-python"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("train", "test"):
+            (folder / name).write_bytes(pickle.dumps(batch(5 * n_per_file, "fine_labels")))
+        (folder / "meta").write_bytes(
+            pickle.dumps({"fine_label_names": [f"c{i}" for i in range(100)]})
+        )
+    return root
+
+
+def write_image_folder(root: Path, classes: list[str], per_class: int = 4, size: int = 40) -> Path:
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for c in classes:
+            d = root / split / c
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                arr = rng.integers(0, 256, (size, size + 8, 3)).astype(np.uint8)
+                Image.fromarray(arr).save(d / f"{i}.png")
+    return root
+
+
+def write_imagenet100(root: Path, n_classes: int = 3, per_class: int = 4) -> Path:
+    wnids = [*imagenet100_classes()[:n_classes], "n99999999"]  # the last is not an IN-100 class
+    return write_image_folder(root, wnids, per_class)

@@ -1,0 +1,140 @@
+"""``bayesncl fit``: start-up validation, resume after a kill, and a real 2-process DDP run."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from bayesncl.cli import main
+
+TINY = [
+    "--data.dataset", "digits", "--data.batch_size", "64", "--data.num_workers", "0",
+    "--model.backbone", "convnet", "--model.backbone_width", "8",
+    "--model.proj_hidden_dim", "32", "--model.proj_output_dim", "16",
+    "--model.optim.warmup_epochs", "0", "--trainer.accelerator", "cpu",
+    "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "1",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args,key",
+    [
+        (["--model.foo", "3"], "model.foo"),
+        (["--model.optim.lr", "abc"], "model.optim.lr"),
+        (["--model.method", "simclr"], "method='simclr'"),
+        (["--model.method_overrides.prior", "1.5"], "prior (rho)=1.5"),
+        (["--model.method_overrides.gate_temperature", "0"], "temperature=0.0"),
+        (["--model.method_overrides.kl_weight", "-1"], "kl_weight (lambda)=-1.0"),
+        (["--model.method_overrides.topk_k", "999", "--model.method", "ncl-topk"], "topk_k=999"),
+        (["--data.batch_size", "0"], "data.batch_size=0"),
+        (["--data.dataset", "mnist"], "dataset='mnist'"),
+        (["--trainer.precision", "8-bit"], "trainer.precision='8-bit'"),
+        (["--model.optim.lr", "-0.1"], "optim.lr=-0.1"),
+        (
+            [
+                "--trainer.sync_batchnorm",
+                "true",
+                "--trainer.devices",
+                "2",
+                "--trainer.strategy",
+                "ddp",
+            ],
+            "sync_batchnorm",
+        ),
+    ],
+)
+def test_bad_config_fails_before_training_naming_the_key(tmp_path, capsys, args, key):
+    run_dir = tmp_path / "run"
+    assert main(["fit", *TINY, "--run_dir", str(run_dir), *args]) == 2
+    err = capsys.readouterr().err
+    assert key in err, err
+    assert not (run_dir / "checkpoints").exists()  # nothing trained
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["bayesncl"]["config"]["model"]["method"] == "bayesncl-gs"
+    return ckpt["state_dict"]
+
+
+def fit_cmd(run_dir: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "bayesncl.cli", "fit", *TINY, "--model.method", "bayesncl-gs",
+        "--trainer.max_epochs", "3", "--trainer.checkpoint_every_n_steps", "4", "--run_dir", str(run_dir),
+    ]  # fmt: skip
+
+
+def test_resume_after_kill_gives_the_same_weights(tmp_path):
+    """Kill a run mid-epoch (SIGKILL once a mid-epoch checkpoint exists), rerun the same command,
+    and compare with an uninterrupted run: every weight must be identical."""
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    straight = tmp_path / "straight"
+    subprocess.run(fit_cmd(straight), check=True, env=env, capture_output=True)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        fit_cmd(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    last = killed / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if last.is_file():
+            step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+            if step % 22 != 0 and step >= 26:  # 22 steps per epoch: mid-epoch, in the second epoch
+                break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+    assert 22 < killed_at < 66
+    subprocess.run(fit_cmd(killed), check=True, env=env, capture_output=True)  # same command again
+    a, b = final_weights(straight), final_weights(killed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs after resuming from step {killed_at}"
+
+
+def epoch_loss(run_dir: Path) -> float:
+    rows = list(csv.DictReader((run_dir / "logs" / "metrics.csv").open()))
+    values = [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")]
+    assert values, "no epoch loss logged"
+    return values[0]
+
+
+def test_two_process_ddp_fit_matches_single_process(tmp_path):
+    """2 gloo processes x 16 images give the gathered loss of 1 process x 32 images. The ConvNet
+    uses GroupNorm here: torch's SyncBatchNorm is CUDA-only, and per-process BatchNorm statistics
+    would (correctly) differ from full-batch ones."""
+    common = [
+        *TINY, "--model.method", "bayesncl", "--data.augment_on", "sample", "--trainer.max_steps", "1",
+        "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "0", "--model.backbone_norm", "group",
+    ]  # fmt: skip
+    single = tmp_path / "single"
+    ddp = tmp_path / "ddp"
+    run = [sys.executable, "-m", "bayesncl.cli", "fit", *common]
+    subprocess.run(
+        [*run, "--data.batch_size", "32", "--run_dir", str(single)], check=True, capture_output=True
+    )
+    out = subprocess.run(
+        [
+            *run,
+            "--data.batch_size",
+            "16",
+            "--trainer.devices",
+            "2",
+            "--trainer.strategy",
+            "ddp",
+            "--run_dir",
+            str(ddp),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert epoch_loss(ddp) == pytest.approx(epoch_loss(single), rel=1e-5)
