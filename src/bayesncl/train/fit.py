@@ -112,9 +112,40 @@ def resolve_ckpt(run_dir: Path, resume: str) -> str | None:
     return resume
 
 
+def last_checkpoint(dirpath: str, every_n_steps: int | None):
+    """One checkpoint file, ``last.ckpt``, rewritten at the end of every epoch and, if
+    ``every_n_steps`` is set, every that many steps too (Lightning's ModelCheckpoint does one or
+    the other; two instances would write last.ckpt and last-v1.ckpt)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    class LastCheckpoint(ModelCheckpoint):
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            super().on_train_epoch_end(trainer, pl_module)
+            if every_n_steps and not self._should_skip_saving_checkpoint(trainer):
+                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    if every_n_steps:
+        return LastCheckpoint(
+            dirpath=dirpath, save_last=True, save_top_k=0, every_n_train_steps=every_n_steps
+        )
+    return LastCheckpoint(
+        dirpath=dirpath,
+        save_last=True,
+        save_top_k=0,
+        every_n_epochs=1,
+        save_on_train_epoch_end=True,
+    )
+
+
+def resolved_init(run_config: dict[str, Any]) -> Namespace:
+    """Typed objects (dataclasses included) of a saved run config, validated like the CLI's."""
+    parser = fit_parser()
+    return parser.instantiate(parser.parse_object(run_config))
+
+
 def build_trainer(cfg: TrainerConfig, run_dir: Path):
     import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.callbacks import LearningRateMonitor
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     loggers: list[Any] = [CSVLogger(str(run_dir), name="", version="logs")]
@@ -126,26 +157,11 @@ def build_trainer(cfg: TrainerConfig, run_dir: Path):
         )
     except ImportError:
         pass
-    ckpt_dir = str(run_dir / "checkpoints")
+    every = cfg.checkpoint_every_n_steps
     callbacks: list[Any] = [
-        ModelCheckpoint(
-            dirpath=ckpt_dir,
-            save_last=True,
-            save_top_k=0,
-            every_n_epochs=1,
-            save_on_train_epoch_end=True,
-        ),
+        last_checkpoint(str(run_dir / "checkpoints"), every),
         LearningRateMonitor(logging_interval="step"),
     ]
-    if cfg.checkpoint_every_n_steps:
-        callbacks.append(
-            ModelCheckpoint(
-                dirpath=ckpt_dir,
-                save_last=True,
-                save_top_k=0,
-                every_n_train_steps=cfg.checkpoint_every_n_steps,
-            )
-        )
     kwargs = {
         k: v for k, v in cfg.__dict__.items() if k != "checkpoint_every_n_steps" and v is not None
     }

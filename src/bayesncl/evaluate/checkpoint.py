@@ -1,0 +1,48 @@
+"""Load a pretraining checkpoint back into the model that wrote it (weights-only, strict)."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bayesncl.core.presets import MethodOverrides
+from bayesncl.train.optim import OptimConfig
+
+
+class CheckpointError(ValueError):
+    """The file is missing, unreadable, or not a bayesncl pretraining checkpoint."""
+
+
+def load_pretrained(path: str | Path):
+    """(PretrainModule in eval mode, the run config dict) from a ``bayesncl fit`` checkpoint."""
+    from bayesncl.train.module import PretrainModule
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"checkpoint {path} does not exist (look in RUN_DIR/checkpoints/last.ckpt)"
+        )
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as err:
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a PyTorch file: {err}") from err
+    if not isinstance(ckpt, dict) or "bayesncl" not in ckpt or "hyper_parameters" not in ckpt:
+        raise CheckpointError(
+            f"{path} is not a bayesncl pretraining checkpoint (no 'bayesncl' section)"
+        )
+    hp: dict[str, Any] = dict(ckpt["hyper_parameters"])
+    hp["method_overrides"] = MethodOverrides(**hp.get("method_overrides", {}))
+    hp["optim"] = OptimConfig(**hp.get("optim", {}))
+    try:
+        model = PretrainModule(**hp)
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except (TypeError, RuntimeError) as err:
+        raise CheckpointError(
+            f"{path} does not match the model its settings describe: {err}"
+        ) from err
+    model.eval()
+    return model, ckpt["bayesncl"].get("config") or {}

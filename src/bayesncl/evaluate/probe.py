@@ -1,0 +1,88 @@
+"""Accuracy on frozen features: linear probe, weighted kNN, feature-selection probe (spec §2.8-2.9).
+
+These work on pre-extracted features (the backbone is never in the loop, so it can neither
+train nor update BatchNorm statistics: ecosystem §2 item 5). The official probe trains with
+augmentation for 50 epochs (LARS on CIFAR); this fast path trains a linear classifier on the
+un-augmented features, the standard CPU protocol, and labels its numbers as such.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from bayesncl.metrics.retrieval import rank_dimensions
+
+
+def _topk_acc(logits: Tensor, labels: Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
+    out = {}
+    for k in ks:
+        k_ = min(k, logits.shape[1])
+        hit = (logits.topk(k_, dim=1).indices == labels[:, None]).any(1).float().mean()
+        out[f"top{k}"] = float(hit)
+    return out
+
+
+def linear_probe(
+    train_x: Tensor,
+    train_y: Tensor,
+    test_x: Tensor,
+    test_y: Tensor,
+    num_classes: int | None = None,
+    epochs: int = 100,
+    lr: float = 0.1,
+    weight_decay: float = 1e-5,
+    batch_size: int = 1024,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Top-1/top-5 of a linear classifier on standardised frozen features (SGD + cosine lr)."""
+    c = num_classes or int(max(train_y.max(), test_y.max())) + 1
+    mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
+    xtr, xte = (train_x - mean) / std, (test_x - mean) / std
+    g = torch.Generator().manual_seed(seed)
+    layer = torch.nn.Linear(xtr.shape[1], c)
+    opt = torch.optim.SGD(layer.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
+    steps = epochs * max(1, (len(xtr) + batch_size - 1) // batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    for _ in range(epochs):
+        order = torch.randperm(len(xtr), generator=g)
+        for i in range(0, len(xtr), batch_size):
+            idx = order[i : i + batch_size]
+            loss = F.cross_entropy(layer(xtr[idx]), train_y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    with torch.no_grad():
+        return _topk_acc(layer(xte), test_y)
+
+
+def knn_accuracy(
+    train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, k: int = 200, temperature: float = 0.1,
+    num_classes: int | None = None, chunk: int = 1024,
+) -> dict[str, float]:  # fmt: skip
+    """Temperature-weighted cosine kNN (InstDisc vote: weight exp(sim / T)); defaults k = 200,
+    T = 0.1 as in lightly's benchmarks."""
+    c = num_classes or int(max(train_y.max(), test_y.max())) + 1
+    k = min(k, len(train_x))
+    tr = F.normalize(train_x.float(), dim=1)
+    te = F.normalize(test_x.float(), dim=1)
+    scores = []
+    for i in range(0, len(te), chunk):
+        sim, idx = (te[i : i + chunk] @ tr.T).topk(k, dim=1)
+        votes = torch.zeros(sim.shape[0], c).scatter_add_(
+            1, train_y[idx], (sim / temperature).exp()
+        )
+        scores.append(votes)
+    return _topk_acc(torch.cat(scores), test_y)
+
+
+def feature_selection_probe(
+    train_feats: Tensor, train_y: Tensor, test_feats: Tensor, test_y: Tensor, dims: int, **kwargs
+) -> dict[str, float]:
+    """Linear probe on the ``dims`` most active dimensions of the representation, ranked by
+    activation mass on the training set (spec §2.9; ranked once, before training, unlike the
+    official code, which re-ranks after epoch 0 and keeps the classifier's weights)."""
+    keep = rank_dimensions(train_feats)[:dims]
+    return linear_probe(train_feats[:, keep], train_y, test_feats[:, keep], test_y, **kwargs)
