@@ -114,4 +114,6 @@ class IndexedImages(Dataset):
     def __getitem__(self, key: tuple[int, int] | int) -> tuple[int, torch.Tensor, int]:
         i = key[1] if isinstance(key, tuple) else key
         image, label = self.base[i]
-        return i, self.to_image(image).as_subclass(torch.Tensor), label
+        if not isinstance(image, torch.Tensor):  # PIL images; tensors pass through untouched
+            image = self.to_image(image).as_subclass(torch.Tensor)
+        return i, image, label

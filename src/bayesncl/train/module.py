@@ -81,6 +81,8 @@ class PretrainModule(pl.LightningModule):
         )
         self.encoder = Encoder(net, dim, method_cfg, proj_hidden_dim, proj_output_dim)
         self.classifier = nn.Linear(dim, num_classes)
+        if channels_last:
+            self.encoder.backbone.to(memory_format=torch.channels_last)
         self.val_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_acc5 = MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro")
         self.val_interp = InterpretabilityMetrics(proj_output_dim, num_classes)

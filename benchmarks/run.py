@@ -1,0 +1,251 @@
+"""Benchmarks: training-step cost of CL / NCL / BayesNCL against the backbone alone, the full
+``fit`` step (data + augmentation + Lightning) against that floor, metric evaluation against a
+per-dimension loop, and peak memory. Prints a table and writes JSON.
+
+    python benchmarks/run.py [--out benchmarks/results.json] [--repeats 15]
+
+Variants are timed interleaved (one step of each in turn, repeated), so machine noise hits all
+of them alike; medians are reported, and ratios are taken within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from bayesncl.core.pipeline import NCLHead
+from bayesncl.models.backbones import build_backbone
+
+MODELS = {
+    "convnet-28px-b256": {
+        "backbone": ("convnet", 1, 16),
+        "image": (1, 28, 28),
+        "batch": 256,
+        "proj": (512, 128),
+    },
+    "resnet18-cifar-32px-b64": {
+        "backbone": ("resnet18", 3, 0),
+        "image": (3, 32, 32),
+        "batch": 64,
+        "proj": (2048, 256),
+    },
+}
+VARIANTS = ("backbone", "cl", "ncl", "bayesncl")
+
+
+def build(model: str, variant: str):
+    spec = MODELS[model]
+    name, ch, width = spec["backbone"]
+    torch.manual_seed(0)
+    net, dim = build_backbone(name, "cifar", 2, ch, width or 32)
+    net = net.to(memory_format=torch.channels_last)
+    head = None if variant == "backbone" else NCLHead(dim, *spec["proj"], variant)
+    params = list(net.parameters()) + (list(head.parameters()) if head else [])
+    opt = torch.optim.SGD(params, lr=0.01, momentum=0.9)
+    x = torch.randn(2 * spec["batch"], *spec["image"]).contiguous(memory_format=torch.channels_last)
+    idx = torch.arange(spec["batch"]).repeat(2)
+
+    def step() -> None:
+        h = net(x)
+        loss = h.square().mean() if head is None else head.loss(head(h), idx).total
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def time_steps(model: str, repeats: int) -> dict[str, float]:
+    steps = {v: build(model, v) for v in VARIANTS}
+    for s in steps.values():  # warm-up
+        s()
+        s()
+    times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    for _ in range(repeats):
+        for v, s in steps.items():
+            t = time.perf_counter()
+            s()
+            times[v].append(time.perf_counter() - t)
+    return {v: statistics.median(t) for v, t in times.items()}
+
+
+def fit_step_seconds(repeats: int) -> float:
+    """Median seconds per steady-state training step of a real ``bayesncl fit`` with the
+    Fashion-MNIST BayesNCL config (needs the data: ``apt-get install dataset-fashion-mnist``)."""
+    import lightning.pytorch as pl
+
+    from bayesncl.train.fit import fit
+
+    class StepTimer(pl.Callback):
+        def __init__(self) -> None:
+            self.t: list[float] = []
+            self.last = None
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            now = time.perf_counter()
+            if self.last is not None:
+                self.t.append(now - self.last)
+            self.last = now
+
+    timer = StepTimer()
+    import bayesncl.train.fit as fit_mod
+
+    original = fit_mod.build_trainer
+
+    def with_timer(cfg, run_dir):
+        trainer = original(cfg, run_dir)
+        trainer.callbacks.append(timer)
+        return trainer
+
+    fit_mod.build_trainer = with_timer
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fit([
+            "--config", "configs/fashion-mnist/bayesncl.yaml", "--run_dir", tmp, "--trainer.max_steps",
+            str(repeats + 5), "--trainer.limit_val_batches", "0", "--trainer.enable_progress_bar", "false",
+        ])  # fmt: skip
+    fit_mod.build_trainer = original
+    return statistics.median(timer.t[4:])
+
+
+def augmentation_seconds(batch: int = 256, repeats: int = 5) -> dict[str, float]:
+    """Two views of a batch of 28x28 grayscale images: per-image torchvision transforms (in the
+    main process) against the batched augmentation, same settings."""
+    import numpy as np
+
+    from bayesncl.data.augment import GRAYSCALE_AUGMENT, view_transform
+    from bayesncl.data.batch_augment import BatchAugment
+    from bayesncl.data.datasets import TensorImages
+    from bayesncl.data.views import MultiViewDataset
+
+    rng = np.random.default_rng(0)
+    base = TensorImages(rng.integers(0, 256, (batch, 28, 28)), np.zeros(batch))
+    per_image = MultiViewDataset(base, view_transform(GRAYSCALE_AUGMENT, 28, (0.286,), (0.353,)), 2)
+    batched = BatchAugment(GRAYSCALE_AUGMENT, 28, (0.286,), (0.353,))
+    images = base.images
+    t_img, t_batch = [], []
+    for r in range(repeats):
+        t = time.perf_counter()
+        [per_image[(r, i)] for i in range(batch)]
+        t_img.append(time.perf_counter() - t)
+        g = torch.Generator().manual_seed(r)
+        t = time.perf_counter()
+        [batched(images, g) for _ in range(2)]
+        t_batch.append(time.perf_counter() - t)
+    return {"per_image_s": statistics.median(t_img), "batched_s": statistics.median(t_batch)}
+
+
+def metric_seconds(n: int = 10_000, d: int = 2048, classes: int = 10) -> dict[str, float]:
+    from bayesncl.metrics.reference import loop_class_consistency, loop_semantic_entropy
+    from bayesncl.metrics.streaming import interpretability_report
+
+    g = torch.Generator().manual_seed(0)
+    f = torch.relu(torch.randn(n, d, generator=g) - 1.3)  # about 10% active, like NCL features
+    y = torch.randint(0, classes, (n,), generator=g)
+    interpretability_report(f[:100], y[:100], classes)  # warm-up
+    out = {}
+    t = time.perf_counter()
+    interpretability_report(f, y, classes, spectral=False)
+    out["metrics_class_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    interpretability_report(f, y, classes)
+    out["metrics_all_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    loop_class_consistency(f, y)
+    for v in ("sum", "mean", "frequency"):
+        loop_semantic_entropy(f, y, v)
+    out["loop_class_s"] = time.perf_counter() - t
+    return out
+
+
+def _rss_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def peak_memory_mb(model: str, variant: str) -> float:
+    """Peak resident memory added by building and running 3 steps of one variant, in a fresh
+    process (peak RSS minus the RSS after imports; Linux /proc)."""
+    code = (
+        "import sys; sys.path.insert(0, 'benchmarks'); from run import build, _rss_mb; "
+        f"before = _rss_mb('VmRSS'); s = build({model!r}, {variant!r}); [s() for _ in range(3)]; "
+        "print(_rss_mb('VmHWM') - before)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", default="benchmarks/results.json")
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--skip-fit", action="store_true", help="skip the full fit-step measurement")
+    args = ap.parse_args()
+    report = {
+        "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+                    "torch": torch.__version__, "python": platform.python_version()},
+        "models": {},
+    }  # fmt: skip
+    for model in MODELS:
+        t = time_steps(model, args.repeats)
+        batch = MODELS[model]["batch"]
+        entry = {f"{v}_s": t[v] for v in VARIANTS}
+        entry.update({f"{v}_img_per_s": 2 * batch / t[v] for v in VARIANTS})
+        entry["bayesncl_over_ncl"] = t["bayesncl"] / t["ncl"]
+        entry["ncl_over_cl"] = t["ncl"] / t["cl"]
+        entry["bayesncl_over_backbone"] = t["bayesncl"] / t["backbone"]
+        entry.update({f"{v}_peak_mb": peak_memory_mb(model, v) for v in VARIANTS})
+        report["models"][model] = entry
+    if not args.skip_fit:
+        fit_s = fit_step_seconds(args.repeats)
+        floor = report["models"]["convnet-28px-b256"]["backbone_s"]
+        report["fit_step"] = {
+            "fit_step_s": fit_s,
+            "backbone_s": floor,
+            "fit_over_backbone": fit_s / floor,
+        }
+    report["augmentation"] = augmentation_seconds()
+    report["metrics"] = metric_seconds()
+    report["metrics"]["loop_over_vectorised"] = (
+        report["metrics"]["loop_class_s"] / report["metrics"]["metrics_class_s"]
+    )
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    print(f"machine: {report['machine']}")
+    print(f"{'model':26} {'variant':9} {'ms/step':>9} {'img/s':>8} {'peak MB':>8}")
+    for model, e in report["models"].items():
+        for v in VARIANTS:
+            print(
+                f"{model:26} {v:9} {e[v + '_s'] * 1000:9.1f} {e[v + '_img_per_s']:8.0f} {e[v + '_peak_mb']:8.0f}"
+            )
+        print(
+            f"{model:26} BayesNCL/NCL {e['bayesncl_over_ncl']:.3f}  NCL/CL {e['ncl_over_cl']:.3f}  BayesNCL/backbone {e['bayesncl_over_backbone']:.3f}"
+        )
+    if "fit_step" in report:
+        f = report["fit_step"]
+        print(
+            f"fit step (fashion-mnist bayesncl, data+aug+Lightning): {f['fit_step_s'] * 1000:.1f} ms; backbone floor {f['backbone_s'] * 1000:.1f} ms; ratio {f['fit_over_backbone']:.3f}"
+        )
+    a = report["augmentation"]
+    print(
+        f"two views of 256 28x28 images: per-image transforms {a['per_image_s'] * 1000:.0f} ms, batched {a['batched_s'] * 1000:.1f} ms"
+    )
+    m = report["metrics"]
+    print(
+        f"metrics on 10000x2048: class metrics {m['metrics_class_s']:.3f} s, all (with Gram/spectrum) {m['metrics_all_s']:.3f} s; per-dimension loop {m['loop_class_s']:.2f} s ({m['loop_over_vectorised']:.0f}x)"
+    )
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""``bayesncl reproduce``: a grid of fit + evaluate runs, tabulated like the BayesNCL paper.
+
+Every cell is mean ± std over seeds. Runs live in OUT/runs/<row>/seed<k>/; a run whose
+eval/metrics.json exists is skipped, and an interrupted fit resumes from its last.ckpt, so
+rerunning the same command continues the grid. OUT/results.json holds every run's metrics and
+the tables; OUT/results.md the tables.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bayesncl.train.recipes import recipe
+
+
+@dataclass(frozen=True)
+class Row:
+    """One configuration of the grid (one row of a table), run once per seed."""
+
+    name: str
+    method: str
+    overrides: dict[str, Any] = field(default_factory=dict)  # method_overrides
+    tables: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    dataset: str
+    rows: tuple[Row, ...]
+    seeds: int
+    fit_args: tuple[str, ...]  # extra `bayesncl fit` arguments (epochs, ...)
+    eval_args: dict[str, Any]
+    sensitivity: tuple[tuple[float, float], ...] = ()  # (rho, lambda) grid for BayesNCL
+    description: str = ""
+
+
+CORE_ROWS = (
+    Row("CL", "cl", tables=("main", "downstream")),
+    Row("NCL", "ncl", tables=("main", "downstream", "overhead")),
+    Row("NCL+TopK", "ncl-topk", tables=("main",)),
+    Row("BayesNCL (GS)", "bayesncl-gs", tables=("main",)),
+    Row(
+        "BayesNCL (STE)",
+        "bayesncl",
+        tables=("main", "downstream", "ablation", "overhead", "sensitivity"),
+    ),
+)
+ABLATION_ROWS = (
+    Row("Soft gating", "bayesncl-soft", tables=("ablation",)),
+    Row("Remove detachment", "bayesncl-nodetach", tables=("ablation",)),
+    Row("1-layer head", "bayesncl-head1", tables=("ablation",)),
+    Row("3-layer head", "bayesncl-head3", tables=("ablation",)),
+)
+SENSITIVITY = tuple((rho, lam) for rho in (0.2, 0.5, 0.8) for lam in (3e-5, 3e-4, 3e-3))
+
+
+def _sensitivity_rows(grid: tuple[tuple[float, float], ...]) -> tuple[Row, ...]:
+    rows = []
+    for rho, lam in grid:
+        if (rho, lam) == (0.8, 3e-5):
+            continue  # the BayesNCL (STE) row itself
+        rows.append(
+            Row(
+                f"rho={rho} lambda={lam:g}",
+                "bayesncl",
+                {"prior": rho, "kl_weight": lam},
+                ("sensitivity",),
+            )
+        )
+    return tuple(rows)
+
+
+_CPU_FIT = ("--trainer.max_epochs", "3", "--trainer.enable_progress_bar", "false")
+_CPU_EVAL = {"probe_epochs": 20, "train_limit": 20000}
+
+
+def _official(dataset: str) -> Preset:
+    return Preset(
+        dataset,
+        dataset,
+        CORE_ROWS + ABLATION_ROWS + _sensitivity_rows(SENSITIVITY),
+        3,
+        (),
+        {},
+        SENSITIVITY,
+        f"{dataset} with the official schedules (GPU)",
+    )
+
+
+PRESETS: dict[str, Preset] = {
+    "quick": Preset(
+        "quick",
+        "fashion-mnist",
+        (CORE_ROWS[0], CORE_ROWS[1], CORE_ROWS[4]),
+        1,
+        _CPU_FIT,
+        _CPU_EVAL,
+        description="Fashion-MNIST, CL / NCL / BayesNCL, 1 seed, 3 epochs (about 10 minutes on 2 CPU cores)",
+    ),
+    "cpu": Preset(
+        "cpu",
+        "fashion-mnist",
+        CORE_ROWS + ABLATION_ROWS + _sensitivity_rows(SENSITIVITY),
+        3,
+        _CPU_FIT,
+        _CPU_EVAL,
+        SENSITIVITY,
+        "Fashion-MNIST, every table, 3 seeds, 3 epochs per run",
+    ),
+    "cifar10": _official("cifar10"),
+    "cifar100": _official("cifar100"),
+    "imagenet100": _official("imagenet100"),
+}
+
+
+def run_dir(out: Path, row: Row, seed: int) -> Path:
+    slug = "".join(ch if ch.isalnum() or ch in "=._-" else "_" for ch in row.name)
+    return out / "runs" / slug / f"seed{seed}"
+
+
+def fit_argv(preset: Preset, row: Row, seed: int, out: Path, extra: list[str]) -> list[str]:
+    cfg = recipe(preset.dataset, row.method)
+    if row.overrides:
+        cfg["model"].setdefault("method_overrides", {}).update(row.overrides)
+    cfg["seed"] = seed
+    cfg["run_dir"] = str(run_dir(out, row, seed))
+    path = run_dir(out, row, seed) / "grid-config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return ["--config", str(path), *preset.fit_args, *extra]
+
+
+def _fmt(values: list[float], scale: float, digits: int) -> str:
+    if not values:
+        return "-"
+    m = statistics.fmean(values) * scale
+    if len(values) == 1:
+        return f"{m:.{digits}f}"
+    return f"{m:.{digits}f} ± {statistics.stdev(values) * scale:.{digits}f}"
+
+
+TABLES: dict[str, tuple[str, list[tuple[str, str, float, int]]]] = {
+    "main": (
+        "Main results (interpretability)",
+        [("Cons.", "consistency", 100, 2), ("H_s", "entropy_sum", 1, 2), ("Act.", "activation_ratio", 1, 2),
+         ("1 - sparsity", "active_fraction", 1, 3), ("sparsity", "sparsity", 1, 3)],
+    ),
+    "downstream": (
+        "Downstream (frozen backbone features)",
+        [("LP@1", "linear_top1", 100, 2), ("LP@5", "linear_top5", 100, 2), ("kNN@1", "knn_top1", 100, 2)],
+    ),
+    "ablation": ("Ablation", [("Cons.", "consistency", 100, 2), ("LP@1", "linear_top1", 100, 2)]),
+    "overhead": (
+        "Overhead",
+        [("train time (min)", "fit_seconds", 1 / 60, 2), ("GMACs (pair)", "gmacs_pair", 1, 4),
+         ("step (ms)", "step_seconds", 1000, 1)],
+    ),
+    "sensitivity": ("Sensitivity (BayesNCL, rho x lambda)", [("Cons.", "consistency", 100, 2), ("LP@1", "linear_top1", 100, 2)]),
+}  # fmt: skip
+
+
+def tabulate(
+    preset: Preset, results: dict[str, list[dict[str, Any]]]
+) -> tuple[str, dict[str, Any]]:
+    """Markdown tables and their numbers (mean, std, n per cell) from per-run metrics."""
+    md, data = [], {}
+    for key, (title, cols) in TABLES.items():
+        rows = [r for r in preset.rows if key in r.tables]
+        if not rows:
+            continue
+        md += [
+            f"### {title}",
+            "",
+            "| method | " + " | ".join(c[0] for c in cols) + " |",
+            "|---" * (len(cols) + 1) + "|",
+        ]
+        data[key] = {}
+        for row in rows:
+            runs = results.get(row.name, [])
+            cells, cell_data = [], {}
+            for label, metric, scale, digits in cols:
+                vals = [float(r[metric]) for r in runs if r.get(metric) is not None]
+                cells.append(_fmt(vals, scale, digits))
+                cell_data[label] = {
+                    "metric": metric, "scale": scale, "values": vals,
+                    "mean": statistics.fmean(vals) * scale if vals else None,
+                    "std": statistics.stdev(vals) * scale if len(vals) > 1 else None,
+                }  # fmt: skip
+            md.append(f"| {row.name} | " + " | ".join(cells) + " |")
+            data[key][row.name] = cell_data
+        md.append("")
+    return "\n".join(md), data
+
+
+def reproduce(
+    preset: str = "quick",
+    seeds: int | None = None,
+    out: str | None = None,
+    data_dir: str | None = None,
+    extra_fit_args: list[str] | None = None,
+) -> dict[str, Any]:
+    """Run (or continue) the grid of ``preset`` and write OUT/results.{md,json}.
+
+    Args:
+        preset: quick, cpu, cifar10, cifar100 or imagenet100.
+        seeds: seeds per row (default: the preset's).
+        out: output folder (default results/<preset>).
+        data_dir: where the dataset lives (default: the recipe's).
+        extra_fit_args: more ``bayesncl fit`` arguments for every run, e.g. ["--trainer.devices", "4"].
+    """
+    from bayesncl.evaluate.run import evaluate_checkpoint
+    from bayesncl.train.fit import fit
+
+    if preset not in PRESETS:
+        raise ValueError(f"preset={preset!r}; use one of: {', '.join(PRESETS)}")
+    p = PRESETS[preset]
+    n_seeds = seeds or p.seeds
+    if n_seeds < 1:
+        raise ValueError(f"seeds={n_seeds} must be >= 1")
+    root = Path(out or f"results/{preset}")
+    extra = list(extra_fit_args or [])
+    if data_dir:
+        extra += ["--data.data_dir", data_dir]
+    jobs = [(row, seed) for row in p.rows for seed in range(n_seeds)]
+    results: dict[str, list[dict[str, Any]]] = {}
+    started, done_here = time.time(), 0
+    for i, (row, seed) in enumerate(jobs, 1):
+        rd = run_dir(root, row, seed)
+        metrics_file = rd / "eval" / "metrics.json"
+        if not metrics_file.is_file():
+            eta = ""
+            if done_here:
+                left = (time.time() - started) / done_here * (len(jobs) - i + 1)
+                eta = f", about {left / 60:.0f} min left"
+            print(f"[{i}/{len(jobs)}] {row.name}, seed {seed}{eta}", flush=True)
+            t0 = time.time()
+            fit(fit_argv(p, row, seed, root, extra))
+            fit_seconds = time.time() - t0
+            metrics = evaluate_checkpoint(
+                str(rd / "checkpoints" / "last.ckpt"), data_dir=data_dir, **p.eval_args
+            )
+            metrics["fit_seconds"] = fit_seconds
+            metrics_file.write_text(json.dumps(metrics, indent=2))
+            done_here += 1
+        else:
+            print(f"[{i}/{len(jobs)}] {row.name}, seed {seed}: done already", flush=True)
+        results.setdefault(row.name, []).append(json.loads(metrics_file.read_text()))
+    md, tables = tabulate(p, results)
+    header = (
+        f"# bayesncl reproduce --preset {preset}\n\n{p.description}; {n_seeds} seed(s); "
+        f"cells are mean ± std over seeds.\n\n"
+    )
+    (root / "results.md").write_text(header + md)
+    (root / "results.json").write_text(
+        json.dumps(
+            {"preset": preset, "seeds": n_seeds, "tables": tables, "runs": results},
+            indent=2,
+            default=str,
+        )
+    )
+    print(header + md)
+    return tables
+
+
+def reproduce_main(argv: list[str] | None = None) -> dict[str, Any]:
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(prog="bayesncl reproduce", description=__doc__, exit_on_error=False)
+    parser.add_function_arguments(reproduce)
+    cfg = parser.parse_args(sys.argv[2:] if argv is None else argv)
+    return reproduce(**cfg.as_dict())
+
+
+__all__ = ["PRESETS", "Preset", "Row", "reproduce", "tabulate"]

@@ -1,0 +1,69 @@
+import json
+
+import pytest
+
+from bayesncl.cli import main
+from bayesncl.reproduce import grid
+
+
+@pytest.fixture
+def tiny_preset(monkeypatch):
+    rows = (
+        grid.Row("CL", "cl", tables=("main", "downstream")),
+        grid.Row(
+            "BayesNCL (STE)", "bayesncl", tables=("main", "downstream", "overhead", "sensitivity")
+        ),
+        grid.Row(
+            "rho=0.5 lambda=0.001", "bayesncl", {"prior": 0.5, "kl_weight": 1e-3}, ("sensitivity",)
+        ),
+    )
+    fit_args = (
+        "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false", "--model.backbone_width", "8",
+        "--model.proj_hidden_dim", "32", "--model.proj_output_dim", "16", "--data.batch_size", "64",
+    )  # fmt: skip
+    preset = grid.Preset("tiny", "digits", rows, 2, fit_args, {"probe_epochs": 3, "figures": False})
+    monkeypatch.setitem(grid.PRESETS, "tiny", preset)
+    return preset
+
+
+def test_grid_runs_tabulates_and_resumes(tmp_path, tiny_preset, monkeypatch, capsys):
+    out = tmp_path / "res"
+    assert main(["reproduce", "--preset", "tiny", "--out", str(out)]) == 0
+    md = (out / "results.md").read_text()
+    assert "### Main results (interpretability)" in md and "### Sensitivity" in md
+    assert " ± " in md  # two seeds: mean ± std
+    data = json.loads((out / "results.json").read_text())
+    assert len(data["runs"]["CL"]) == 2
+    cell = data["tables"]["main"]["CL"]["Cons."]
+    assert cell["mean"] == pytest.approx(
+        100 * sum(r["consistency"] for r in data["runs"]["CL"]) / 2
+    )
+    sens = data["runs"]["rho=0.5 lambda=0.001"][0]
+    assert sens["method"] == "bayesncl"
+    cfg = (out / "runs" / "rho=0.5_lambda=0.001" / "seed0" / "config.yaml").read_text()
+    assert "prior: 0.5" in cfg and "kl_weight: 0.001" in cfg
+
+    # rerunning skips every finished run
+    def boom(*a, **k):
+        raise AssertionError("fit called for a finished run")
+
+    monkeypatch.setattr("bayesncl.train.fit.fit", boom)
+    capsys.readouterr()
+    assert main(["reproduce", "--preset", "tiny", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.count("done already") == 6
+
+
+def test_unknown_preset(capsys):
+    assert main(["reproduce", "--preset", "imagenet1k"]) == 2
+    assert "preset='imagenet1k'" in capsys.readouterr().err
+
+
+def test_presets_cover_the_papers_tables():
+    cpu = grid.PRESETS["cpu"]
+    names = {r.name for r in cpu.rows}
+    assert {"CL", "NCL", "NCL+TopK", "BayesNCL (GS)", "BayesNCL (STE)", "Soft gating", "Remove detachment",
+            "1-layer head", "3-layer head"} <= names  # fmt: skip
+    assert sum("sensitivity" in r.tables for r in cpu.rows) == 9
+    assert cpu.seeds == 3 and grid.PRESETS["quick"].seeds == 1
+    for name in ("cifar10", "cifar100", "imagenet100"):
+        assert grid.PRESETS[name].fit_args == ()  # the official schedules, untouched
