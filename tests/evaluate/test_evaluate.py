@@ -102,3 +102,12 @@ def test_cl_consistency_is_at_chance_level(tiny_runs, tmp_path):
     chance = labels.bincount().max().item() / len(labels)
     assert m["consistency"] == pytest.approx(chance, abs=1e-6)
     assert m["sparsity"] == 0.0 and m["activation_ratio"] == 1.0
+
+
+def test_official_probe_protocol_through_the_cli(tmp_path, tiny_runs):
+    out = tmp_path / "official"
+    args = ["evaluate", str(tiny_runs["ncl"]), "--out_dir", str(out), "--probe_protocol", "cifar",
+            "--figures", "false", "--cost", "false", "--select_dims", "[4]"]  # fmt: skip
+    assert main(args) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["linear_protocol"] == "cifar" and 0.0 <= m["linear_top1"] <= 1.0

@@ -60,3 +60,27 @@ def test_macs_reproduce_the_papers_flops_column(method, stem, hidden, out, shape
     )
     gmacs = forward_macs(_PairForward(model), torch.zeros(2, *shape)) / 1e9
     assert round(gmacs, 3) == expected
+
+
+def test_augmented_probe_keeps_the_backbone_frozen():
+    from dataclasses import replace
+
+    from bayesncl.evaluate.probe import PROTOCOLS, augmented_linear_probe
+    from bayesncl.models.backbones import convnet
+
+    torch.manual_seed(0)
+    net, _ = convnet(1, 8)
+    net.train()  # the probe must switch it to eval mode itself
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x, y = torch.rand(64, 1, 8, 8), torch.arange(64) % 4
+    train = list(zip(x, y))
+    with torch.no_grad():
+        test_h = net.eval()(x)
+    net.train()
+    for name in ("cifar", "imagenet100"):
+        protocol = replace(PROTOCOLS[name], epochs=2, batch_size=16)
+        res = augmented_linear_probe(net, train, test_h, y, 4, protocol)
+        assert 0.0 <= res["top1"] <= 1.0
+    assert not net.training
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, before[k]), k  # weights and BatchNorm statistics untouched

@@ -13,13 +13,9 @@ import torch
 
 from bayesncl.cli import main
 
-TINY = [
-    "--data.dataset", "digits", "--data.batch_size", "64", "--data.num_workers", "0",
-    "--model.backbone", "convnet", "--model.backbone_width", "8",
-    "--model.proj_hidden_dim", "32", "--model.proj_output_dim", "16",
-    "--model.optim.warmup_epochs", "0", "--trainer.accelerator", "cpu",
-    "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "1",
-]  # fmt: skip
+from ..conftest import TINY_FIT
+
+TINY = [*TINY_FIT, "--trainer.log_every_n_steps", "1"]
 
 
 @pytest.mark.parametrize(

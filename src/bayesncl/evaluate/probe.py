@@ -8,9 +8,13 @@ un-augmented features, the standard CPU protocol, and labels its numbers as such
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
 
 from bayesncl.metrics.retrieval import rank_dimensions
 
@@ -86,3 +90,72 @@ def feature_selection_probe(
     official code, which re-ranks after epoch 0 and keeps the classifier's weights)."""
     keep = rank_dimensions(train_feats)[:dims]
     return linear_probe(train_feats[:, keep], train_y, test_feats[:, keep], test_y, **kwargs)
+
+
+@dataclass(frozen=True)
+class ProbeProtocol:
+    """An official linear-probe protocol (reference spec §2.8): a linear layer on the frozen
+    backbone features h of augmented training images (RandomResizedCrop 0.08-1 + flip)."""
+
+    optimizer: Literal["lars", "sgd"]
+    lr: float  # base lr, x batch_size / 256
+    weight_decay: float
+    epochs: int = 50
+    batch_size: int = 256
+    warmup_epochs: float = 0.0
+    constant_lr: bool = False
+
+
+#: CIFAR: LARS lr 0.4, wd 1e-4, 50 epochs, warmup-cosine (10 warmup epochs); ImageNet-100: SGD
+#: lr 1.0, wd 0, 50 epochs at a constant lr (the official step schedule at 60/80 is never reached).
+PROTOCOLS: dict[str, ProbeProtocol] = {
+    "cifar": ProbeProtocol("lars", 0.4, 1e-4, warmup_epochs=10),
+    "imagenet100": ProbeProtocol("sgd", 1.0, 0.0, constant_lr=True),
+}
+
+
+def augmented_linear_probe(
+    backbone: torch.nn.Module,
+    train_set: Dataset,
+    test_h: Tensor,
+    test_y: Tensor,
+    num_classes: int,
+    protocol: ProbeProtocol,
+    num_workers: int = 0,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Train a linear classifier on ``backbone`` features of augmented ``train_set`` batches
+    (items: (augmented image tensor, label)); the backbone stays frozen and in eval mode, so
+    neither its weights nor its BatchNorm statistics change. Evaluated on ``test_h``."""
+    from bayesncl.train.optim import OptimConfig, make_optimizer, make_scheduler, param_groups
+
+    backbone.eval()
+    device = next(backbone.parameters()).device
+    g = torch.Generator().manual_seed(seed)
+    loader = DataLoader(
+        train_set,
+        protocol.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=num_workers,
+        generator=g,
+    )
+    layer = torch.nn.Linear(test_h.shape[1], num_classes).to(device)
+    lr = protocol.lr * protocol.batch_size / 256
+    cfg = OptimConfig(
+        name=protocol.optimizer, lr=lr, weight_decay=protocol.weight_decay, warmup_epochs=protocol.warmup_epochs,
+        warmup_start_lr=lr if protocol.constant_lr else 3e-5, min_lr=lr if protocol.constant_lr else 0.0,
+    )  # fmt: skip
+    opt = make_optimizer(cfg, param_groups({"classifier": (layer, lr, protocol.weight_decay)}))
+    sched = make_scheduler(opt, cfg, protocol.epochs * len(loader), len(loader))
+    for _ in range(protocol.epochs):
+        for x, y in loader:
+            with torch.no_grad():
+                h = backbone(x.to(device))
+            loss = F.cross_entropy(layer(h), y.to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    with torch.no_grad():
+        return _topk_acc(layer(test_h.to(device)).cpu(), test_y)

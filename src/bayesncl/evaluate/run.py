@@ -59,6 +59,7 @@ def evaluate_checkpoint(
     save_features: str | None = None,
     probe: bool = True,
     probe_epochs: int = 100,
+    probe_protocol: Literal["fast", "cifar", "imagenet100"] = "fast",
     knn_k: int = 200,
     knn_temperature: float = 0.1,
     select_dims: list[int] | None = None,
@@ -79,8 +80,12 @@ def evaluate_checkpoint(
         save_features: write the evaluated matrix and labels to this .npz file.
         probe: run the linear probe, kNN and feature-selection probes (on the training split).
         probe_epochs: epochs of the linear probe on frozen features.
+        probe_protocol: ``fast`` (linear probe on pre-extracted, un-augmented features: the CPU
+            path), or an official protocol on augmented images through the frozen backbone:
+            ``cifar`` (LARS, 50 epochs) or ``imagenet100`` (SGD lr 1.0, 50 epochs); slow on CPU.
         knn_k, knn_temperature: weighted kNN settings (lightly's defaults 200 / 0.1).
-        select_dims: feature-selection probe widths (default: K/8, K/4, K/2).
+        select_dims: widths of the feature-selection probe and of top-dimension retrieval
+            (default: K/8, K/4, K/2).
         train_limit: use at most this many training images for the probes.
         figures: write the PNG figures.
         cost: parameters, GMACs and step time.
@@ -119,6 +124,11 @@ def evaluate_checkpoint(
     ks = tuple(k for k in (1, 3, 5, 10) if k <= n_ret)
     for k, v in retrieval_precision(val.output, val.labels, ks).items():
         metrics[f"retrieval_p{k}"] = v
+    dim = val.output.shape[1]
+    dims = select_dims or sorted({max(1, dim // 8), max(1, dim // 4), max(1, dim // 2)})
+    for d in dims:  # retrieval on the d most active dimensions only (spec §2.6)
+        for k, v in retrieval_precision(val.output, val.labels, ks, num_dims=d).items():
+            metrics[f"retrieval_top{d}dims_p{k}"] = v
     if val.mask is not None:
         metrics["gate_open"] = float(val.mask.mean())
     if probe:
@@ -131,17 +141,34 @@ def evaluate_checkpoint(
         train = extract(model.encoder, train_loader, "eval", soft_gate)
         from bayesncl.evaluate.probe import feature_selection_probe, knn_accuracy, linear_probe
 
-        lp = linear_probe(
-            train.h, train.labels, val.h, val.labels, num_classes, epochs=probe_epochs
-        )
+        if probe_protocol == "fast":
+            lp = linear_probe(
+                train.h, train.labels, val.h, val.labels, num_classes, epochs=probe_epochs
+            )
+        else:
+            from bayesncl.data.augment import AugmentConfig, view_transform
+            from bayesncl.evaluate.probe import PROTOCOLS, augmented_linear_probe
+
+            crop_flip = AugmentConfig(
+                crop_scale_min=0.08,
+                jitter_prob=0.0,
+                grayscale_prob=0.0,
+                blur_prob=0.0,
+                flip_prob=0.5,
+            )
+            aug = view_transform(crop_flip, dm.image_size, dm.spec.mean, dm.spec.std)
+            lp = augmented_linear_probe(
+                model.encoder.backbone, _Transformed(train_raw, aug), val.h, val.labels, num_classes,
+                PROTOCOLS[probe_protocol], num_workers,
+            )  # fmt: skip
+        metrics["linear_protocol"] = probe_protocol
         metrics.update({f"linear_{k}": v for k, v in lp.items()})
         kn = knn_accuracy(
             train.h, train.labels, val.h, val.labels, knn_k, knn_temperature, num_classes
         )
         metrics.update({f"knn_{k}": v for k, v in kn.items()})
         metrics["knn_k"], metrics["knn_temperature"] = knn_k, knn_temperature
-        dim = val.features.shape[1]
-        for d in select_dims or sorted({max(1, dim // 8), max(1, dim // 4), max(1, dim // 2)}):
+        for d in dims:
             fs = feature_selection_probe(
                 train.features,
                 train.labels,

@@ -23,8 +23,11 @@ def _one_hot(labels: Tensor, num_classes: int | None, dtype: torch.dtype) -> Ten
     return torch.nn.functional.one_hot(labels, c).to(dtype)
 
 
-def _row_normalize(features: Tensor) -> Tensor:
-    return torch.nn.functional.normalize(features.float(), dim=1)
+def active_after_row_norm(features: Tensor, abs_features: Tensor, eps: float) -> Tensor:
+    """|F_hat_ik| > eps with F_hat = F / max(||F_i||, 1e-12) (``F.normalize``), computed as
+    |F_ik| > eps * max(||F_i||, 1e-12) without materialising F_hat."""
+    norm = torch.linalg.vector_norm(features, dim=1, keepdim=True).clamp_min(1e-12)
+    return abs_features > eps * norm
 
 
 def active_class_counts(
@@ -32,14 +35,9 @@ def active_class_counts(
 ) -> Tensor:
     """(d x C) table: how many samples of class c activate dimension k, |F_hat_ik| > eps, after
     row-normalisation F_hat = F / ||F||_row (spec §2.2 steps 2-3)."""
-    active = (_row_normalize(features).abs() > eps).float()
+    f = features.float()
+    active = active_after_row_norm(f, f.abs(), eps).float()
     return active.T @ _one_hot(labels, num_classes, active.dtype)
-
-
-def class_mass(features: Tensor, labels: Tensor, num_classes: int | None = None) -> Tensor:
-    """(d x C) table of activation mass sum_{i: y_i = c} |F_ik| (features as given)."""
-    mass = features.float().abs()
-    return mass.T @ _one_hot(labels, num_classes, mass.dtype)
 
 
 def consistency_from_counts(counts: Tensor) -> Tensor:

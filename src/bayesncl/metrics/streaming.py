@@ -12,8 +12,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from bayesncl.metrics.interpretability import (
-    active_class_counts,
-    class_mass,
+    active_after_row_norm,
     consistency_from_counts,
     correlation_from_gram,
     effective_rank_from_gram,
@@ -67,14 +66,21 @@ class InterpretabilityMetrics(Metric):
 
     def update(self, features: Tensor, labels: Tensor) -> None:
         f = features.detach().float()
-        onehot = torch.nn.functional.one_hot(labels.long(), self.num_classes).float()
-        self.counts += active_class_counts(f, labels, self.eps, self.num_classes).double()
-        self.mass += class_mass(f, labels, self.num_classes).double()
-        self.freq += ((f.abs() > self.eps).float().T @ onehot).double()
-        self.class_n += onehot.sum(0).double()
-        self.col_abs += f.abs().sum(0).double()
+        a = f.abs()
+        onehot_t = torch.nn.functional.one_hot(labels.long(), self.num_classes).float().T  # C x n
+        active_raw = a > self.eps
+        self.counts += (onehot_t @ active_after_row_norm(f, a, self.eps).float()).T.double()
+        self.mass += (onehot_t @ a).T.double()
+        self.freq += (onehot_t @ active_raw.float()).T.double()
+        self.class_n += onehot_t.sum(1).double()
+        self.col_abs += a.sum(0).double()
         self.n_rows += f.shape[0]
-        self.n_small += (f.abs() <= self.sparsity_eps).sum().double()
+        small = (
+            a.numel() - active_raw.sum()
+            if self.sparsity_eps == self.eps
+            else (a <= self.sparsity_eps).sum()
+        )
+        self.n_small += small.double()
         self.n_nonneg += (f >= 0).sum().double()
         if self.spectral:
             self.gram += (f.T @ f).double()

@@ -17,6 +17,19 @@ import yaml
 
 from bayesncl.core.presets import PRESETS
 
+
+def _lars(lr: float, classifier_lr: float, warmup_epochs: int) -> dict[str, Any]:
+    """LARS with the official gate lr (0.1, unscaled) and weight decay (1e-4)."""
+    return {
+        "name": "lars",
+        "lr": lr,
+        "classifier_lr": classifier_lr,
+        "gate_lr": 0.1,
+        "weight_decay": 1e-4,
+        "warmup_epochs": warmup_epochs,
+    }
+
+
 _CIFAR: dict[str, Any] = {
     "model": {
         "backbone": "resnet18",
@@ -25,14 +38,7 @@ _CIFAR: dict[str, Any] = {
         "proj_hidden_dim": 2048,
         "proj_output_dim": 256,
         "channels_last": True,
-        "optim": {
-            "name": "lars",
-            "lr": 0.4,
-            "classifier_lr": 0.1,
-            "gate_lr": 0.1,
-            "weight_decay": 1e-4,
-            "warmup_epochs": 10,
-        },
+        "optim": _lars(0.4, 0.1, 10),
     },
     "data": {
         "data_dir": "data",
@@ -60,14 +66,7 @@ RECIPES: dict[str, dict[str, Any]] = {
             "proj_output_dim": 2048,
             "channels_last": True,
             # official: lr 0.3 x 128/256 = 0.15 effective, classifier 0.1 unscaled (spec §1.10)
-            "optim": {
-                "name": "lars",
-                "lr": 0.3,
-                "classifier_lr": 0.2,
-                "gate_lr": 0.1,
-                "weight_decay": 1e-4,
-                "warmup_epochs": 10,
-            },
+            "optim": _lars(0.3, 0.2, 10),
         },
         "data": {
             "dataset": "imagenet100",
@@ -90,14 +89,7 @@ RECIPES: dict[str, dict[str, Any]] = {
             "proj_hidden_dim": 512,
             "proj_output_dim": 128,
             "channels_last": True,
-            "optim": {
-                "name": "lars",
-                "lr": 0.4,
-                "classifier_lr": 0.1,
-                "gate_lr": 0.1,
-                "weight_decay": 1e-4,
-                "warmup_epochs": 1,
-            },
+            "optim": _lars(0.4, 0.1, 1),
         },
         "data": {
             "dataset": "fashion-mnist",
@@ -114,14 +106,7 @@ RECIPES: dict[str, dict[str, Any]] = {
             "backbone_width": 16,
             "proj_hidden_dim": 256,
             "proj_output_dim": 64,
-            "optim": {
-                "name": "lars",
-                "lr": 0.4,
-                "classifier_lr": 0.1,
-                "gate_lr": 0.1,
-                "weight_decay": 1e-4,
-                "warmup_epochs": 2,
-            },
+            "optim": _lars(0.4, 0.1, 2),
         },
         "data": {"dataset": "digits", "batch_size": 128, "num_workers": 0, "augment_on": "batch"},
         "trainer": {"max_epochs": 30, "precision": "32-true"},
