@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 have_fmnist() {
-  ls /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte* data/FashionMNIST/raw/train-images-idx3-ubyte* \
-    >/dev/null 2>&1
+  compgen -G "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte*" >/dev/null \
+    || compgen -G "data/FashionMNIST/raw/train-images-idx3-ubyte*" >/dev/null
 }
 if ! have_fmnist; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
