@@ -3,8 +3,9 @@ correlation of 20 random dimensions (NCL paper Fig. 3c), gate open rate vs activ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -25,10 +26,16 @@ def _to_numpy_image(image) -> np.ndarray:
 
 
 def top_activated_grid(
-    features: Tensor, images: Sequence, path: Path, dims: int = 8, per_dim: int = 8, title: str = ""
+    features: Tensor,
+    image_at: Callable[[int], Any],
+    path: Path,
+    dims: int = 8,
+    per_dim: int = 8,
+    title: str = "",
 ) -> Path:
     """Rows: the ``dims`` dimensions with the largest activation mass; columns: the samples that
-    activate each most strongly."""
+    activate each most strongly. ``image_at(i)`` gives sample i's image (only those shown are
+    loaded)."""
     mass = features.abs().sum(0)
     top_dims = mass.argsort(descending=True)[:dims].tolist()
     fig, axes = plt.subplots(
@@ -40,7 +47,7 @@ def top_activated_grid(
             ax = axes[r][c]
             ax.axis("off")
             if c < len(order):
-                img = _to_numpy_image(images[order[c]])
+                img = _to_numpy_image(image_at(order[c]))
                 ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
         axes[r][0].set_title(f"dim {d}", fontsize=6, loc="left")
     fig.suptitle(title or "top-activated samples per dimension", fontsize=8)

@@ -188,10 +188,13 @@ def evaluate_checkpoint(
     if figures:
         from bayesncl.evaluate import figures as fig
 
-        images = [val_raw[i][0] for i in range(len(val_raw))]
         name = f"{dm.spec.name} / {model.hparams.method}"
         metrics["figures"] = [
-            str(fig.top_activated_grid(val.output, images, out / "top_activated.png", title=name)),
+            str(
+                fig.top_activated_grid(
+                    val.output, lambda i: val_raw[i][0], out / "top_activated.png", title=name
+                )
+            ),
             str(fig.correlation_heatmap(val.output, out / "correlation.png", title=name)),
         ]
         if val.mask is not None:

@@ -3,7 +3,6 @@ used by training, validation, ``bayesncl evaluate`` and export."""
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from bayesncl.core.pipeline import MethodConfig, NCLHead, Representation
@@ -30,8 +29,3 @@ class Encoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """The final representation v (what the loss sees and what ``evaluate`` measures)."""
         return self.represent(x).output
-
-    @torch.no_grad()
-    def features(self, x: Tensor) -> Tensor:
-        """Backbone features h (the linear probe's input)."""
-        return self.backbone(x)

@@ -88,10 +88,6 @@ class PretrainModule(pl.LightningModule):
         self.val_interp = InterpretabilityMetrics(proj_output_dim, num_classes)
         self.run_config: dict[str, Any] | None = None
 
-    @property
-    def method(self):
-        return self.encoder.head.method
-
     # ----------------------------------------------------------------- training
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # per-step randomness is a function of (seed, step): identical after a resume
