@@ -1,6 +1,8 @@
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
 from bayesncl.cli import main
 from bayesncl.reproduce import grid
@@ -14,7 +16,11 @@ def tiny_preset(monkeypatch):
             "BayesNCL (STE)", "bayesncl", tables=("main", "downstream", "overhead", "sensitivity")
         ),
         grid.Row(
-            "rho=0.5 lambda=0.001", "bayesncl", {"prior": 0.5, "kl_weight": 1e-3}, ("sensitivity",)
+            "rho=0.5 lambda=0.001",
+            "bayesncl",
+            {"prior": 0.5, "kl_weight": 1e-3},
+            ("sensitivity",),
+            max_seeds=1,
         ),
     )
     fit_args = (
@@ -38,6 +44,7 @@ def test_grid_runs_tabulates_and_resumes(tmp_path, tiny_preset, monkeypatch, cap
     assert cell["mean"] == pytest.approx(
         100 * sum(r["consistency"] for r in data["runs"]["CL"]) / 2
     )
+    assert len(data["runs"]["rho=0.5 lambda=0.001"]) == 1  # capped at one seed
     sens = data["runs"]["rho=0.5 lambda=0.001"][0]
     assert sens["method"] == "bayesncl"
     cfg = (out / "runs" / "rho=0.5_lambda=0.001" / "seed0" / "config.yaml").read_text()
@@ -50,7 +57,7 @@ def test_grid_runs_tabulates_and_resumes(tmp_path, tiny_preset, monkeypatch, cap
     monkeypatch.setattr("bayesncl.train.fit.fit", boom)
     capsys.readouterr()
     assert main(["reproduce", "--preset", "tiny", "--out", str(out)]) == 0
-    assert capsys.readouterr().out.count("done already") == 6
+    assert capsys.readouterr().out.count("done already") == 5
 
 
 def test_unknown_preset(capsys):
@@ -63,7 +70,22 @@ def test_presets_cover_the_papers_tables():
     names = {r.name for r in cpu.rows}
     assert {"CL", "NCL", "NCL+TopK", "BayesNCL (GS)", "BayesNCL (STE)", "Soft gating", "Remove detachment",
             "1-layer head", "3-layer head"} <= names  # fmt: skip
-    assert sum("sensitivity" in r.tables for r in cpu.rows) == 9
+    sens = [r for r in cpu.rows if "sensitivity" in r.tables]
+    assert len(sens) == 13  # default + 8 more rho x lambda cells + 2 gate T + 2 gate lr
+    assert {r.name for r in sens} >= {"gate T=0.5", "gate T=2", "gate lr=0.01", "gate lr=1"}
+    assert all(r.max_seeds == 1 for r in sens if r.name != "BayesNCL (STE)")
     assert cpu.seeds == 3 and grid.PRESETS["quick"].seeds == 1
     for name in ("cifar10", "cifar100", "imagenet100"):
         assert grid.PRESETS[name].fit_args == ()  # the official schedules, untouched
+
+
+def test_optim_overrides_and_seed_caps_reach_the_runs(tmp_path):
+    p = grid.PRESETS["cpu"]
+    row = next(r for r in p.rows if r.name == "gate lr=1")
+    argv = grid.fit_argv(p, row, 0, tmp_path, [])
+    cfg = yaml.safe_load(Path(argv[1]).read_text())
+    assert cfg["model"]["optim"]["gate_lr"] == 1.0
+    assert cfg["model"]["optim"]["lr"] == 0.4  # the rest of the recipe kept
+    t_row = next(r for r in p.rows if r.name == "gate T=0.5")
+    cfg = yaml.safe_load(Path(grid.fit_argv(p, t_row, 0, tmp_path, [])[1]).read_text())
+    assert cfg["model"]["method_overrides"] == {"gate_temperature": 0.5}

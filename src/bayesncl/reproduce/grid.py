@@ -29,6 +29,8 @@ class Row:
     method: str
     overrides: dict[str, Any] = field(default_factory=dict)  # method_overrides
     tables: tuple[str, ...] = ()
+    optim: dict[str, Any] = field(default_factory=dict)  # changes to model.optim
+    max_seeds: int | None = None  # run at most this many seeds of the row (None: all)
 
 
 @dataclass(frozen=True)
@@ -61,19 +63,53 @@ ABLATION_ROWS = (
     Row("3-layer head", "bayesncl-head3", tables=("ablation",)),
 )
 SENSITIVITY = tuple((rho, lam) for rho in (0.2, 0.5, 0.8) for lam in (3e-5, 3e-4, 3e-3))
+GATE_TEMPERATURES = (0.5, 2.0)  # around the default T = 1
+GATE_LR_FACTORS = (0.1, 10.0)  # times the recipe's optim.gate_lr
 
 
-def _sensitivity_rows(grid: tuple[tuple[float, float], ...]) -> tuple[Row, ...]:
+def _sensitivity_rows(
+    dataset: str,
+    grid: tuple[tuple[float, float], ...],
+    temperatures: tuple[float, ...] = (),
+    gate_lr_factors: tuple[float, ...] = (),
+    max_seeds: int | None = None,
+) -> tuple[Row, ...]:
+    """BayesNCL around its defaults: the rho x lambda grid, then gate T and gate lr one at a time.
+
+    The default cell (rho 0.8, lambda 3e-5, T 1, the recipe's gate lr) is the BayesNCL (STE) row.
+    """
     rows = []
     for rho, lam in grid:
         if (rho, lam) == (0.8, 3e-5):
-            continue  # the BayesNCL (STE) row itself
+            continue
         rows.append(
             Row(
                 f"rho={rho} lambda={lam:g}",
                 "bayesncl",
                 {"prior": rho, "kl_weight": lam},
                 ("sensitivity",),
+                max_seeds=max_seeds,
+            )
+        )
+    for t in temperatures:
+        rows.append(
+            Row(
+                f"gate T={t:g}",
+                "bayesncl",
+                {"gate_temperature": t},
+                ("sensitivity",),
+                max_seeds=max_seeds,
+            )
+        )
+    base_lr = recipe(dataset, "bayesncl")["model"]["optim"].get("gate_lr")
+    for f in gate_lr_factors if base_lr else ():
+        rows.append(
+            Row(
+                f"gate lr={round(base_lr * f, 10):g}",
+                "bayesncl",
+                tables=("sensitivity",),
+                optim={"gate_lr": round(base_lr * f, 10)},
+                max_seeds=max_seeds,
             )
         )
     return tuple(rows)
@@ -87,7 +123,9 @@ def _official(dataset: str) -> Preset:
     return Preset(
         dataset,
         dataset,
-        CORE_ROWS + ABLATION_ROWS + _sensitivity_rows(SENSITIVITY),
+        CORE_ROWS
+        + ABLATION_ROWS
+        + _sensitivity_rows(dataset, SENSITIVITY, GATE_TEMPERATURES, GATE_LR_FACTORS),
         3,
         (),
         {},
@@ -109,12 +147,17 @@ PRESETS: dict[str, Preset] = {
     "cpu": Preset(
         "cpu",
         "fashion-mnist",
-        CORE_ROWS + ABLATION_ROWS + _sensitivity_rows(SENSITIVITY),
+        CORE_ROWS
+        + ABLATION_ROWS
+        + _sensitivity_rows(
+            "fashion-mnist", SENSITIVITY, GATE_TEMPERATURES, GATE_LR_FACTORS, max_seeds=1
+        ),
         3,
         _CPU_FIT,
         _CPU_EVAL,
         SENSITIVITY,
-        "Fashion-MNIST, every table, 3 seeds, 3 epochs per run",
+        "Fashion-MNIST, every table, 3 epochs per run; 3 seeds per row, 1 seed per "
+        "sensitivity cell other than the default (the BayesNCL row)",
     ),
     "cifar10": _official("cifar10"),
     "cifar100": _official("cifar100"),
@@ -131,6 +174,8 @@ def fit_argv(preset: Preset, row: Row, seed: int, out: Path, extra: list[str]) -
     cfg = recipe(preset.dataset, row.method)
     if row.overrides:
         cfg["model"].setdefault("method_overrides", {}).update(row.overrides)
+    if row.optim:
+        cfg["model"].setdefault("optim", {}).update(row.optim)
     cfg["seed"] = seed
     cfg["run_dir"] = str(run_dir(out, row, seed))
     path = run_dir(out, row, seed) / "grid-config.yaml"
@@ -164,7 +209,7 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, float, int]]]] = {
         [("train time (min)", "fit_seconds", 1 / 60, 2), ("GMACs (pair)", "gmacs_pair", 1, 4),
          ("step (ms)", "step_seconds", 1000, 1)],
     ),
-    "sensitivity": ("Sensitivity (BayesNCL, rho x lambda)", [("Cons.", "consistency", 100, 2), ("LP@1", "linear_top1", 100, 2)]),
+    "sensitivity": ("Sensitivity (BayesNCL: rho x lambda, gate T, gate lr)", [("Cons.", "consistency", 100, 2), ("LP@1", "linear_top1", 100, 2)]),
 }  # fmt: skip
 
 
@@ -180,8 +225,8 @@ def tabulate(
         md += [
             f"### {title}",
             "",
-            "| method | " + " | ".join(c[0] for c in cols) + " |",
-            "|---" * (len(cols) + 1) + "|",
+            "| method | n | " + " | ".join(c[0] for c in cols) + " |",
+            "|---" * (len(cols) + 2) + "|",
         ]
         data[key] = {}
         for row in rows:
@@ -195,7 +240,7 @@ def tabulate(
                     "mean": statistics.fmean(vals) * scale if vals else None,
                     "std": statistics.stdev(vals) * scale if len(vals) > 1 else None,
                 }  # fmt: skip
-            md.append(f"| {row.name} | " + " | ".join(cells) + " |")
+            md.append(f"| {row.name} | {len(runs)} | " + " | ".join(cells) + " |")
             data[key][row.name] = cell_data
         md.append("")
     return "\n".join(md), data
@@ -230,7 +275,7 @@ def reproduce(
     extra = list(extra_fit_args or [])
     if data_dir:
         extra += ["--data.data_dir", data_dir]
-    jobs = [(row, seed) for row in p.rows for seed in range(n_seeds)]
+    jobs = [(row, seed) for row in p.rows for seed in range(min(n_seeds, row.max_seeds or n_seeds))]
     results: dict[str, list[dict[str, Any]]] = {}
     started, done_here = time.time(), 0
     for i, (row, seed) in enumerate(jobs, 1):
