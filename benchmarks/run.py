@@ -144,27 +144,48 @@ def augmentation_seconds(batch: int = 256, repeats: int = 5) -> dict[str, float]
     return {"per_image_s": statistics.median(t_img), "batched_s": statistics.median(t_batch)}
 
 
+def _median_seconds(fn, repeats: int = 3) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
 def metric_seconds(n: int = 10_000, d: int = 2048, classes: int = 10) -> dict[str, float]:
+    from bayesncl.metrics.interpretability import class_tables
     from bayesncl.metrics.reference import loop_class_consistency, loop_semantic_entropy
     from bayesncl.metrics.streaming import interpretability_report
 
     g = torch.Generator().manual_seed(0)
     f = torch.relu(torch.randn(n, d, generator=g) - 1.3)  # about 10% active, like NCL features
     y = torch.randint(0, classes, (n,), generator=g)
-    interpretability_report(f[:100], y[:100], classes)  # warm-up
-    out = {}
-    t = time.perf_counter()
-    interpretability_report(f, y, classes, spectral=False)
-    out["metrics_class_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    interpretability_report(f, y, classes)
-    out["metrics_all_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    loop_class_consistency(f, y)
-    for v in ("sum", "mean", "frequency"):
-        loop_semantic_entropy(f, y, v)
-    out["loop_class_s"] = time.perf_counter() - t
-    return out
+
+    def three_matmuls() -> None:  # the tables as three full n x d temporaries (the first version)
+        a = f.abs()
+        onehot = torch.nn.functional.one_hot(y, classes).float()
+        norm = torch.linalg.vector_norm(f, dim=1, keepdim=True).clamp_min(1e-12)
+        [(x.T @ onehot) for x in ((a > 1e-5 * norm).float(), a, (a > 1e-5).float())]
+
+    def loop() -> None:
+        loop_class_consistency(f, y)
+        for v in ("sum", "mean", "frequency"):
+            loop_semantic_entropy(f, y, v)
+
+    gram = f.T @ f
+    return {
+        "metrics_class_s": _median_seconds(
+            lambda: interpretability_report(f, y, classes, spectral=False)
+        ),
+        "metrics_all_s": _median_seconds(lambda: interpretability_report(f, y, classes)),
+        "class_tables_one_pass_s": _median_seconds(lambda: class_tables(f, y, classes)),
+        "class_tables_three_matmuls_s": _median_seconds(three_matmuls),
+        "gram_s": _median_seconds(lambda: f.T @ f),
+        "eigvalsh_f64_s": _median_seconds(lambda: torch.linalg.eigvalsh(gram.double())),
+        "loop_class_s": _median_seconds(loop, repeats=1),
+    }
 
 
 def _rss_mb(field: str) -> float:
@@ -191,13 +212,20 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results.json")
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--skip-fit", action="store_true", help="skip the full fit-step measurement")
+    ap.add_argument(
+        "--only", choices=("steps", "fit", "augmentation", "metrics"), help="run one section only"
+    )
     args = ap.parse_args()
     report = {
         "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                     "torch": torch.__version__, "python": platform.python_version()},
         "models": {},
     }  # fmt: skip
-    for model in MODELS:
+
+    def want(section: str) -> bool:
+        return args.only in (None, section)
+
+    for model in MODELS if want("steps") else ():
         t = time_steps(model, args.repeats)
         batch = MODELS[model]["batch"]
         entry = {f"{v}_s": t[v] for v in VARIANTS}
@@ -207,7 +235,7 @@ def main() -> None:
         entry["bayesncl_over_backbone"] = t["bayesncl"] / t["backbone"]
         entry.update({f"{v}_peak_mb": peak_memory_mb(model, v) for v in VARIANTS})
         report["models"][model] = entry
-    if not args.skip_fit:
+    if want("fit") and not args.skip_fit:
         # floor measured right before and after the fit steps, so both see the same machine state
         before = time_steps("convnet-28px-b256", args.repeats, ("backbone",))["backbone"]
         fit_s = fit_step_seconds(3 * args.repeats)
@@ -217,11 +245,13 @@ def main() -> None:
             "fit_step_s": fit_s, "backbone_s": floor, "backbone_before_s": before, "backbone_after_s": after,
             "fit_over_backbone": fit_s / floor,
         }  # fmt: skip
-    report["augmentation"] = augmentation_seconds()
-    report["metrics"] = metric_seconds()
-    report["metrics"]["loop_over_vectorised"] = (
-        report["metrics"]["loop_class_s"] / report["metrics"]["metrics_class_s"]
-    )
+    if want("augmentation"):
+        report["augmentation"] = augmentation_seconds()
+    if want("metrics"):
+        report["metrics"] = metric_seconds()
+        report["metrics"]["loop_over_vectorised"] = (
+            report["metrics"]["loop_class_s"] / report["metrics"]["metrics_class_s"]
+        )
     Path(args.out).write_text(json.dumps(report, indent=2))
     print(f"machine: {report['machine']}")
     print(f"{'model':26} {'variant':9} {'ms/step':>9} {'img/s':>8} {'peak MB':>8}")
@@ -238,15 +268,23 @@ def main() -> None:
         print(
             f"fit step (fashion-mnist bayesncl, data+aug+Lightning): {f['fit_step_s'] * 1000:.1f} ms; backbone floor (mean of before/after) {f['backbone_s'] * 1000:.1f} ms; ratio {f['fit_over_backbone']:.3f}"
         )
-    a = report["augmentation"]
-    print(
-        f"two views of 256 28x28 images: per-image transforms {a['per_image_s'] * 1000:.0f} ms, batched {a['batched_s'] * 1000:.1f} ms"
-    )
-    m = report["metrics"]
+    if a := report.get("augmentation"):
+        print(
+            f"two views of 256 28x28 images: per-image transforms {a['per_image_s'] * 1000:.0f} ms, batched {a['batched_s'] * 1000:.1f} ms"
+        )
+    if m := report.get("metrics"):
+        print_metrics(m)
+    print(f"wrote {args.out}")
+
+
+def print_metrics(m: dict[str, float]) -> None:
     print(
         f"metrics on 10000x2048: class metrics {m['metrics_class_s']:.3f} s, all (with Gram/spectrum) {m['metrics_all_s']:.3f} s; per-dimension loop {m['loop_class_s']:.2f} s ({m['loop_over_vectorised']:.0f}x)"
     )
-    print(f"wrote {args.out}")
+    print(
+        f"  parts: class tables one pass {m['class_tables_one_pass_s']:.3f} s (three n x d matmuls {m['class_tables_three_matmuls_s']:.3f} s); "
+        f"Gram F^T F {m['gram_s']:.3f} s; float64 eigvalsh 2048 {m['eigvalsh_f64_s']:.3f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from bayesncl.metrics import (
     semantic_entropy,
     sparsity,
 )
+from bayesncl.metrics.interpretability import class_tables
 from bayesncl.metrics.reference import (
     loop_class_consistency,
     loop_orthogonality,
@@ -109,3 +110,34 @@ def test_degenerate_inputs_do_not_nan():
     assert class_consistency(f, y).item() == 0.0
     assert semantic_entropy(f, y).item() == 0.0
     assert orthogonality(f).item() == 0.0
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 128, 1000])
+def test_class_tables_one_pass_equals_plain_formulas(chunk_rows):
+    f, y = sparse_features(n=300, d=24, classes=4, seed=5)
+    f[10:20] *= -1.0  # negative entries: tables use |F|
+    counts, mass, freq = class_tables(f, y, 4, eps=1e-5, chunk_rows=chunk_rows)
+    onehot = torch.nn.functional.one_hot(y, 4).double()
+    f64 = f.double()
+    norm = f64.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    torch.testing.assert_close(counts.double(), ((f64 / norm).abs() > 1e-5).double().T @ onehot)
+    torch.testing.assert_close(mass.double(), f64.abs().T @ onehot, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(freq.double(), (f64.abs() > 1e-5).double().T @ onehot)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_many_chunks_equal_loop(seed):
+    f, y = sparse_features(n=700, d=40, classes=6, seed=seed)
+    assert class_consistency(f, y).item() == pytest.approx(loop_class_consistency(f, y), rel=1e-6)
+    for variant in ("sum", "mean", "frequency"):
+        got = semantic_entropy(f, y, variant).item()
+        assert got == pytest.approx(loop_semantic_entropy(f, y, variant), rel=1e-5), variant
+
+
+def test_effective_rank_skips_dead_dimensions_exactly():
+    f, _ = sparse_features(n=80, d=16, seed=4)  # three dead columns
+    s = torch.linalg.svdvals(f.double())
+    p = s / s.sum()
+    h = -(p[p > 0] * p[p > 0].log()).sum()
+    assert effective_rank(f).item() == pytest.approx(h.item(), rel=1e-5)
+    assert effective_rank(torch.zeros(5, 4)).item() == 0.0

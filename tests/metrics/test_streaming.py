@@ -37,6 +37,19 @@ def test_streaming_equals_one_shot():
     assert report == pytest.approx(got, rel=1e-6)
 
 
+def test_streaming_counts_negative_entries_and_dead_batches():
+    f, y = sparse_features(n=200, d=16, classes=3, seed=6)
+    f[:40, 6:] = 0.0  # the first batches leave most dimensions silent (partial Gram updates)
+    f[50:60] *= -1.0
+    metric = InterpretabilityMetrics(16, 3)
+    for chunk_f, chunk_y in zip(f.split(20), y.split(20)):
+        metric.update(chunk_f, chunk_y)
+    got = metric.compute()
+    assert got["nonneg_ratio"].item() == pytest.approx((f >= 0).double().mean().item())
+    assert got["orthogonality"].item() == pytest.approx(orthogonality(f).item(), rel=1e-5)
+    assert got["effective_rank"].item() == pytest.approx(effective_rank(f).item(), rel=1e-5)
+
+
 def test_reset_and_no_spectral():
     f, y = sparse_features()
     m = InterpretabilityMetrics(f.shape[1], 4, spectral=False)

@@ -1,9 +1,10 @@
 """Interpretability metrics on a feature matrix F (n samples x d dimensions), vectorised.
 
 Definitions follow the official evaluation code (reference spec §2.2-§2.5); every threshold is a
-parameter with the official value as default. The class statistics come from two d x C tables
-(active-sample counts and activation mass per class), built with one matmul each, which is also
-what the streaming form (:mod:`bayesncl.metrics.streaming`) accumulates.
+parameter with the official value as default. The class statistics come from d x C tables
+(active-sample counts and activation mass per class) built in one pass over F by
+:func:`class_tables`, which is also what the streaming form (:mod:`bayesncl.metrics.streaming`)
+accumulates; the spectral ones from the Gram matrix F^T F (:func:`gram_matrix`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ EntropyVariant = Literal["sum", "mean", "frequency"]
 ENTROPY_VARIANTS: tuple[str, ...] = ("sum", "mean", "frequency")
 
 
+def _num_classes(labels: Tensor, num_classes: int | None) -> int:
+    return int(labels.max().item()) + 1 if num_classes is None else num_classes
+
+
 def _one_hot(labels: Tensor, num_classes: int | None, dtype: torch.dtype) -> Tensor:
     labels = labels.long()
-    c = int(labels.max().item()) + 1 if num_classes is None else num_classes
-    return torch.nn.functional.one_hot(labels, c).to(dtype)
+    return torch.nn.functional.one_hot(labels, _num_classes(labels, num_classes)).to(dtype)
 
 
 def active_after_row_norm(features: Tensor, abs_features: Tensor, eps: float) -> Tensor:
@@ -30,14 +34,47 @@ def active_after_row_norm(features: Tensor, abs_features: Tensor, eps: float) ->
     return abs_features > eps * norm
 
 
+def class_tables(
+    features: Tensor,
+    labels: Tensor,
+    num_classes: int,
+    eps: float = 1e-5,
+    chunk_rows: int = 128,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Three (d x C) tables in one pass over F (float32 sums):
+
+    ``counts[k, c]`` = #{i in c : |F_hat_ik| > eps}, F_hat = F / max(||F_i||, 1e-12) (spec §2.2);
+    ``mass[k, c]`` = sum_{i in c} |F_ik| (§2.3 ``sum``); ``freq[k, c]`` = #{i in c : |F_ik| > eps}.
+
+    Rows are processed ``chunk_rows`` at a time into one reused (rows x 3d) buffer
+    [active-after-norm | |F| | active], reduced by a single ``one_hot^T @ buffer`` per chunk: the
+    temporaries stay in cache instead of three n x d matrices (4x faster on 10,000 x 2,048 here).
+    """
+    f = features.detach()
+    if f.dtype != torch.float32:
+        f = f.float()
+    d = f.shape[1]
+    out = f.new_zeros(num_classes, 3 * d)
+    buf = f.new_empty(min(chunk_rows, max(f.shape[0], 1)), 3 * d)
+    for rows, y in zip(f.split(chunk_rows), labels.split(chunk_rows)):
+        b = buf[: rows.shape[0]]
+        a = b[:, d : 2 * d]
+        torch.abs(rows, out=a)
+        threshold = eps * torch.linalg.vector_norm(rows, dim=1, keepdim=True).clamp_min(1e-12)
+        torch.gt(a, threshold, out=b[:, :d])
+        torch.gt(a, eps, out=b[:, 2 * d :])
+        out.addmm_(_one_hot(y, num_classes, b.dtype).T, b)
+    counts, mass, freq = out.T.split(d)
+    return counts, mass, freq
+
+
 def active_class_counts(
     features: Tensor, labels: Tensor, eps: float = 1e-5, num_classes: int | None = None
 ) -> Tensor:
     """(d x C) table: how many samples of class c activate dimension k, |F_hat_ik| > eps, after
     row-normalisation F_hat = F / ||F||_row (spec §2.2 steps 2-3)."""
-    f = features.float()
-    active = active_after_row_norm(f, f.abs(), eps).float()
-    return active.T @ _one_hot(labels, num_classes, active.dtype)
+    c = _num_classes(labels, num_classes)
+    return class_tables(features, labels, c, eps)[0]
 
 
 def consistency_from_counts(counts: Tensor) -> Tensor:
@@ -90,17 +127,16 @@ def semantic_entropy(
     """
     if variant not in ENTROPY_VARIANTS:
         raise ValueError(f"entropy variant={variant!r}; use one of: {', '.join(ENTROPY_VARIANTS)}")
-    onehot = _one_hot(labels, num_classes, torch.float32)
-    mass = features.float().abs()
-    dim_mass = mass.sum(0)
+    c = _num_classes(labels, num_classes)
+    _, mass, freq = class_tables(features, labels, c, eps)
     if variant == "frequency":
-        table = (mass > eps).float().T @ onehot
+        table = freq
+    elif variant == "mean":
+        table = mass / (torch.bincount(labels.long(), minlength=c).to(mass) + 1e-5)
     else:
-        table = mass.T @ onehot
-        if variant == "mean":
-            table = table / (onehot.sum(0) + 1e-5)
+        table = mass
     # dimensions are selected by their total |F| mass (official); empty distributions are skipped
-    return entropy_from_table(table[dim_mass > eps], min_mass=0.0)
+    return entropy_from_table(table[mass.sum(1) > eps], min_mass=0.0)
 
 
 def sparsity(features: Tensor, eps: float = 1e-5) -> Tensor:
@@ -135,7 +171,7 @@ def dimension_correlation(features: Tensor, keep_active: bool = True) -> Tensor:
 def correlation_from_gram(gram: Tensor) -> Tensor:
     """Column-normalised correlation from the Gram matrix G = F^T F: G_ij / sqrt(G_ii G_jj)."""
     scale = gram.diagonal().clamp_min(1e-24).rsqrt()
-    return gram * scale[:, None] * scale[None, :]
+    return (gram * scale[:, None]).mul_(scale[None, :])
 
 
 def orthogonality_from_correlation(corr: Tensor, official: bool = False) -> Tensor:
@@ -144,7 +180,8 @@ def orthogonality_from_correlation(corr: Tensor, official: bool = False) -> Tens
     d = corr.shape[0]
     if d < 2:
         return corr.new_zeros(())
-    off = (corr - torch.eye(d, dtype=corr.dtype, device=corr.device)).abs().sum()
+    # sum |C_ij| - sum |C_ii| without building C - I (d x d temporaries dominate at d = 2,048)
+    off = corr.abs().sum() - corr.diagonal().abs().sum()
     value = off / (d * (d - 1))
     return value / d**2 if official else value
 
@@ -159,7 +196,14 @@ def effective_rank_from_gram(gram: Tensor, exponentiate: bool = False) -> Tensor
     """Entropy of the normalised singular values of F, from G = F^T F (s_k = sqrt(eig_k(G))).
 
     The official logger reports the entropy H itself; ``exponentiate`` gives exp(H), the
-    effective rank of Roy & Vetterli (2007)."""
+    effective rank of Roy & Vetterli (2007). Dimensions that are zero on every sample (zero
+    rows and columns of G) only add zero singular values, which add nothing to H, so the
+    eigendecomposition runs on the others alone (exact, and much cheaper for sparse codes)."""
+    live = gram.diagonal() > 0
+    if not bool(live.all()):
+        gram = gram[live][:, live]
+    if gram.shape[0] == 0:
+        return gram.new_zeros((), dtype=torch.float32)
     eig = torch.linalg.eigvalsh(gram.double()).clamp_min(0)
     s = eig.sqrt()
     p = s / s.sum().clamp_min(1e-30)
@@ -169,5 +213,4 @@ def effective_rank_from_gram(gram: Tensor, exponentiate: bool = False) -> Tensor
 
 def effective_rank(features: Tensor, exponentiate: bool = False) -> Tensor:
     """Spectral entropy of F (see :func:`effective_rank_from_gram`)."""
-    f = features.float()
-    return effective_rank_from_gram(f.T @ f, exponentiate)
+    return effective_rank_from_gram(features.float().T @ features.float(), exponentiate)

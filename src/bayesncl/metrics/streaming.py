@@ -12,7 +12,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from bayesncl.metrics.interpretability import (
-    active_after_row_norm,
+    class_tables,
     consistency_from_counts,
     correlation_from_gram,
     effective_rank_from_gram,
@@ -66,24 +66,31 @@ class InterpretabilityMetrics(Metric):
 
     def update(self, features: Tensor, labels: Tensor) -> None:
         f = features.detach().float()
-        a = f.abs()
-        onehot_t = torch.nn.functional.one_hot(labels.long(), self.num_classes).float().T  # C x n
-        active_raw = a > self.eps
-        self.counts += (onehot_t @ active_after_row_norm(f, a, self.eps).float()).T.double()
-        self.mass += (onehot_t @ a).T.double()
-        self.freq += (onehot_t @ active_raw.float()).T.double()
-        self.class_n += onehot_t.sum(1).double()
-        self.col_abs += a.sum(0).double()
+        labels = labels.long()
+        counts, mass, freq = class_tables(f, labels, self.num_classes, self.eps)
+        self.counts += counts.double()
+        self.mass += mass.double()
+        self.freq += freq.double()
+        self.class_n += torch.bincount(labels, minlength=self.num_classes).double()
+        col_abs = mass.sum(1)
+        self.col_abs += col_abs.double()
         self.n_rows += f.shape[0]
         small = (
-            a.numel() - active_raw.sum()
+            f.numel() - freq.sum()
             if self.sparsity_eps == self.eps
-            else (a <= self.sparsity_eps).sum()
+            else (f.abs() <= self.sparsity_eps).sum()
         )
         self.n_small += small.double()
-        self.n_nonneg += (f >= 0).sum().double()
+        # one cheap min() instead of a count when nothing is negative (every rectified code)
+        negative = (f < 0).sum() if bool(f.min() < 0) else 0
+        self.n_nonneg += f.numel() - negative
         if self.spectral:
-            self.gram += (f.T @ f).double()
+            live = col_abs > 0  # dimensions silent on this batch add nothing to F^T F
+            if bool(live.all()):
+                self.gram += (f.T @ f).double()
+            else:
+                idx = live.nonzero().squeeze(1)
+                self.gram[idx[:, None], idx] += (f[:, idx].T @ f[:, idx]).double()
 
     def compute(self) -> dict[str, Tensor]:
         d = self.col_abs.shape[0]
@@ -104,10 +111,14 @@ class InterpretabilityMetrics(Metric):
             "nonneg_ratio": self.n_nonneg / entries,
         }
         if self.spectral:
-            corr = correlation_from_gram(self.gram[active][:, active])
+            gram = self.gram
+            if not bool(active.all()):
+                idx = active.nonzero().squeeze(1)
+                gram = gram.index_select(0, idx).index_select(1, idx)
+            corr = correlation_from_gram(gram)
             out["orthogonality"] = orthogonality_from_correlation(corr)
             out["orthogonality_official"] = orthogonality_from_correlation(corr, official=True)
-            out["effective_rank"] = effective_rank_from_gram(self.gram)
+            out["effective_rank"] = effective_rank_from_gram(gram)
         return {k: v.float() for k, v in out.items()}
 
 
