@@ -4,7 +4,7 @@ Definitions follow the official evaluation code (reference spec §2.2-§2.5); ev
 parameter with the official value as default. The class statistics come from d x C tables
 (active-sample counts and activation mass per class) built in one pass over F by
 :func:`class_tables`, which is also what the streaming form (:mod:`bayesncl.metrics.streaming`)
-accumulates; the spectral ones from the Gram matrix F^T F (:func:`gram_matrix`).
+accumulates; the spectral ones from the Gram matrix F^T F.
 """
 
 from __future__ import annotations
