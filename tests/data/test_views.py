@@ -93,3 +93,55 @@ def test_batch_augment_identity_settings_reproduce_the_image():
 def test_batch_augment_rejects_hue():
     with pytest.raises(ValueError, match="hue"):
         BatchAugment(SIMCLR_AUGMENT, 32, (0.5,) * 3, (0.2,) * 3)
+
+
+@pytest.mark.parametrize("subset", [False, True])
+def test_batched_fetch_equals_per_item_collation(subset):
+    from torch.utils.data import DataLoader, Subset, default_collate
+
+    from bayesncl.data.datasets import TensorImages
+    from bayesncl.data.views import IndexedImages
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (50, 7, 7), generator=g, dtype=torch.uint8).numpy()
+    base = TensorImages(images, torch.randint(0, 3, (50,), generator=g).numpy())
+    ds = IndexedImages(Subset(base, list(range(49, 9, -1))) if subset else base)
+    sampler = EpochSampler(len(ds), 8, seed=3)
+    loader = DataLoader(ds, batch_size=8, sampler=sampler, drop_last=True, collate_fn=ds.collate)
+    batches = list(loader)
+    assert len(batches) == len(ds) // 8
+    keys = list(sampler)
+    for b, batch in enumerate(batches):
+        expected = default_collate([ds[k] for k in keys[8 * b : 8 * b + 8]])
+        for got, want in zip(batch, expected, strict=True):
+            assert got.dtype == want.dtype
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_batched_fetch_falls_back_for_per_item_datasets():
+    from bayesncl.data.views import IndexedImages
+
+    class Plain(torch.utils.data.Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return torch.full((1, 2, 2), i, dtype=torch.uint8), i % 2
+
+    ds = IndexedImages(Plain())
+    batch = ds.collate(ds.__getitems__([0, 2, 3]))
+    assert batch[0].tolist() == [0, 2, 3] and batch[2].tolist() == [0, 0, 1]
+    assert batch[1][:, 0, 0, 0].tolist() == [0, 2, 3]
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_views_in_one_batch_equal_views_one_at_a_time(channels):
+    from dataclasses import replace
+
+    cfg = GRAYSCALE_AUGMENT if channels == 1 else replace(SIMCLR_AUGMENT, hue=0.0)
+    aug = BatchAugment(cfg, 16, (0.5,) * channels, (0.25,) * channels)
+    x = torch.randint(0, 256, (12, channels, 16, 16), dtype=torch.uint8)
+    joined = aug.views(x, torch.Generator().manual_seed(4), 3)
+    g = torch.Generator().manual_seed(4)
+    for got in joined:
+        assert torch.equal(got, aug(x, g))  # bit-identical: same draws, per-image ops

@@ -89,3 +89,31 @@ def test_optim_overrides_and_seed_caps_reach_the_runs(tmp_path):
     t_row = next(r for r in p.rows if r.name == "gate T=0.5")
     cfg = yaml.safe_load(Path(grid.fit_argv(p, t_row, 0, tmp_path, [])[1]).read_text())
     assert cfg["model"]["method_overrides"] == {"gate_temperature": 0.5}
+
+
+def test_parallel_workers_finish_every_run(tmp_path, tiny_preset, capsys):
+    out = tmp_path / "par"
+    tables = grid.reproduce("tiny", seeds=1, out=str(out), workers=2)
+    printed = capsys.readouterr().out
+    assert "3 runs, 2 at a time" in printed and printed.count(": finished") == 3
+    data = json.loads((out / "results.json").read_text())
+    assert {k: len(v) for k, v in data["runs"].items()} == {
+        "CL": 1, "BayesNCL (STE)": 1, "rho=0.5 lambda=0.001": 1
+    }  # fmt: skip
+    assert tables["main"]["CL"]["Cons."]["mean"] == pytest.approx(
+        100 * data["runs"]["CL"][0]["consistency"]
+    )
+    assert data["environment"]["torch"]
+
+
+def test_a_failed_parallel_run_is_named(tmp_path, tiny_preset):
+    with pytest.raises(RuntimeError, match=r"run \[\d/3\] .*, seed 0 failed"):
+        grid.reproduce(
+            "tiny", seeds=1, out=str(tmp_path), workers=2,
+            extra_fit_args=["--trainer.max_epochs", "0"],
+        )  # fmt: skip
+
+
+def test_workers_must_be_positive():
+    with pytest.raises(ValueError, match="workers=0"):
+        grid.reproduce("quick", workers=0)

@@ -31,6 +31,7 @@ TINY = [*TINY_FIT, "--trainer.log_every_n_steps", "1"]
         (["--data.batch_size", "0"], "data.batch_size=0"),
         (["--data.dataset", "mnist"], "dataset='mnist'"),
         (["--trainer.precision", "8-bit"], "trainer.precision='8-bit'"),
+        (["--trainer.profiler", "fast"], "trainer.profiler='fast'"),
         (["--model.optim.lr", "-0.1"], "optim.lr=-0.1"),
         (
             [

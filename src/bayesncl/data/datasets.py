@@ -45,6 +45,10 @@ class TensorImages(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.images[i], int(self.targets[i])
 
+    def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (m x 1 x H x W, uint8) and labels of ``indices`` with one gather each."""
+        return self.images[indices], self.targets[indices]
+
 
 def load_digits(train: bool, data_dir: Path, download: bool) -> Dataset:
     """scikit-learn's 1,797 8x8 digits (values 0..16 scaled to 0..255); a fixed 80/20 split."""

@@ -246,12 +246,90 @@ def tabulate(
     return "\n".join(md), data
 
 
+def _run_job(
+    row: Row, seed: int, preset: Preset, root: Path, extra: list[str], data_dir: str | None
+) -> Path:
+    """Fit and evaluate one (row, seed) of the grid; returns its eval/metrics.json."""
+    from bayesncl.evaluate.run import evaluate_checkpoint
+    from bayesncl.train.fit import fit
+
+    rd = run_dir(root, row, seed)
+    t0 = time.time()
+    fit(fit_argv(preset, row, seed, root, extra))
+    fit_seconds = time.time() - t0
+    metrics = evaluate_checkpoint(
+        str(rd / "checkpoints" / "last.ckpt"), data_dir=data_dir, **preset.eval_args
+    )
+    metrics["fit_seconds"] = fit_seconds
+    metrics_file = rd / "eval" / "metrics.json"
+    metrics_file.write_text(json.dumps(metrics, indent=2))
+    return metrics_file
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _run_jobs(
+    todo: list[tuple[int, Row, int]],
+    total: int,
+    workers: int,
+    common: tuple[Preset, Path, list[str], str | None],
+) -> None:
+    """Run the unfinished jobs ``(i, row, seed)``, ``workers`` at a time, with a progress line
+    per start (one worker) or per end (several); ``common`` = the rest of ``_run_job``'s arguments."""
+    started = time.time()
+
+    def eta(done: int) -> str:
+        if not done:
+            return ""
+        left = (time.time() - started) / done * (len(todo) - done)
+        return f", about {left / 60:.0f} min left"
+
+    if workers == 1:
+        for done, (i, row, seed) in enumerate(todo):
+            print(f"[{i}/{total}] {row.name}, seed {seed}{eta(done)}", flush=True)
+            _run_job(row, seed, *common)
+        return
+
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    import torch
+
+    threads = max(1, torch.get_num_threads() // workers)
+    print(f"{len(todo)} runs, {workers} at a time, {threads} thread(s) each", flush=True)
+    with ProcessPoolExecutor(
+        workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(threads,)
+    ) as pool:
+        futures = {
+            pool.submit(_run_job, row, seed, *common): (i, row, seed) for i, row, seed in todo
+        }
+        pending, done = set(futures), 0
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for fut in finished:
+                i, row, seed = futures[fut]
+                if fut.exception() is not None:
+                    for other in pending:
+                        other.cancel()
+                    raise RuntimeError(
+                        f"run [{i}/{total}] {row.name}, seed {seed} failed "
+                        f"(its folder: {run_dir(common[1], row, seed)})"
+                    ) from fut.exception()
+                done += 1
+                print(f"[{i}/{total}] {row.name}, seed {seed}: finished{eta(done)}", flush=True)
+
+
 def reproduce(
     preset: str = "quick",
     seeds: int | None = None,
     out: str | None = None,
     data_dir: str | None = None,
     extra_fit_args: list[str] | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Run (or continue) the grid of ``preset`` and write OUT/results.{md,json}.
 
@@ -261,12 +339,15 @@ def reproduce(
         out: output folder (default results/<preset>).
         data_dir: where the dataset lives (default: the recipe's).
         extra_fit_args: more ``bayesncl fit`` arguments for every run, e.g. ["--trainer.devices", "4"].
+        workers: runs at once, each in its own process with (CPU threads / workers) threads.
+            On CPUs, single-thread runs side by side use the cores better than one run with all
+            threads (``python benchmarks/parallel_runs.py`` measures it). Leave 1 on GPUs: the
+            workers would share one device.
     """
-    from bayesncl.evaluate.run import evaluate_checkpoint
-    from bayesncl.train.fit import fit
-
     if preset not in PRESETS:
         raise ValueError(f"preset={preset!r}; use one of: {', '.join(PRESETS)}")
+    if workers < 1:
+        raise ValueError(f"workers={workers} must be >= 1")
     p = PRESETS[preset]
     n_seeds = seeds or p.seeds
     if n_seeds < 1:
@@ -276,28 +357,16 @@ def reproduce(
     if data_dir:
         extra += ["--data.data_dir", data_dir]
     jobs = [(row, seed) for row in p.rows for seed in range(min(n_seeds, row.max_seeds or n_seeds))]
-    results: dict[str, list[dict[str, Any]]] = {}
-    started, done_here = time.time(), 0
+    todo = []
     for i, (row, seed) in enumerate(jobs, 1):
-        rd = run_dir(root, row, seed)
-        metrics_file = rd / "eval" / "metrics.json"
-        if not metrics_file.is_file():
-            eta = ""
-            if done_here:
-                left = (time.time() - started) / done_here * (len(jobs) - i + 1)
-                eta = f", about {left / 60:.0f} min left"
-            print(f"[{i}/{len(jobs)}] {row.name}, seed {seed}{eta}", flush=True)
-            t0 = time.time()
-            fit(fit_argv(p, row, seed, root, extra))
-            fit_seconds = time.time() - t0
-            metrics = evaluate_checkpoint(
-                str(rd / "checkpoints" / "last.ckpt"), data_dir=data_dir, **p.eval_args
-            )
-            metrics["fit_seconds"] = fit_seconds
-            metrics_file.write_text(json.dumps(metrics, indent=2))
-            done_here += 1
-        else:
+        if (run_dir(root, row, seed) / "eval" / "metrics.json").is_file():
             print(f"[{i}/{len(jobs)}] {row.name}, seed {seed}: done already", flush=True)
+        else:
+            todo.append((i, row, seed))
+    _run_jobs(todo, len(jobs), workers, (p, root, extra, data_dir))
+    results: dict[str, list[dict[str, Any]]] = {}
+    for row, seed in jobs:
+        metrics_file = run_dir(root, row, seed) / "eval" / "metrics.json"
         results.setdefault(row.name, []).append(json.loads(metrics_file.read_text()))
     md, tables = tabulate(p, results)
     header = (
@@ -305,9 +374,18 @@ def reproduce(
         f"cells are mean ± std over seeds.\n\n"
     )
     (root / "results.md").write_text(header + md)
+    from bayesncl.reproduce.report import environment
+
+    env = environment()
     (root / "results.json").write_text(
         json.dumps(
-            {"preset": preset, "seeds": n_seeds, "tables": tables, "runs": results},
+            {
+                "preset": preset,
+                "seeds": n_seeds,
+                "environment": env,
+                "tables": tables,
+                "runs": results,
+            },
             indent=2,
             default=str,
         )

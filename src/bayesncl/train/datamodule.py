@@ -139,6 +139,7 @@ class SSLDataModule(pl.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
             drop_last=sampler is not None,
+            collate_fn=ds.collate if isinstance(ds, IndexedImages) else None,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -184,4 +185,4 @@ class SSLDataModule(pl.LightningDataModule):
         """``num_views`` views of a batch; randomness is a function of (seed, step)."""
         assert self.batch_augment is not None
         g = torch.Generator(device=images.device).manual_seed(_mix(self.seed, step))
-        return [self.batch_augment(images, g) for _ in range(self.num_views)]
+        return self.batch_augment.views(images, g, self.num_views)

@@ -29,7 +29,9 @@ class TrainerConfig:
     fp16 AMP). strategy ``ddp`` with devices > 1 or num_nodes > 1 runs data-parallel; set
     ``sync_batchnorm: true`` there (official). checkpoint_every_n_steps: also save
     checkpoints/last.ckpt every this many steps (mid-epoch resume); checkpoints are always saved
-    at the end of every epoch.
+    at the end of every epoch. profiler: Lightning's ``simple`` (time per hook: data, step,
+    backward, optimiser), ``advanced`` (cProfile) or ``pytorch`` (operator traces), printed at
+    the end of the run.
     """
 
     max_epochs: int = 200
@@ -49,6 +51,7 @@ class TrainerConfig:
     checkpoint_every_n_steps: int | None = None
     enable_progress_bar: bool = True
     deterministic: bool = False
+    profiler: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_epochs < 1 and self.max_steps < 1:
@@ -57,6 +60,10 @@ class TrainerConfig:
         if self.precision not in valid:
             raise ValueError(
                 f"trainer.precision={self.precision!r}; use one of: {', '.join(valid)}"
+            )
+        if self.profiler not in (None, "simple", "advanced", "pytorch"):
+            raise ValueError(
+                f"trainer.profiler={self.profiler!r}; use simple, advanced, pytorch or null"
             )
         if self.checkpoint_every_n_steps is not None and self.checkpoint_every_n_steps < 1:
             raise ValueError("trainer.checkpoint_every_n_steps must be >= 1 (or null)")

@@ -87,6 +87,9 @@ class PretrainModule(pl.LightningModule):
         self.val_acc5 = MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro")
         self.val_interp = InterpretabilityMetrics(proj_output_dim, num_classes)
         self.run_config: dict[str, Any] | None = None
+        self._epoch_keys: list[str] = []
+        self._epoch_sums: Tensor | None = None
+        self._epoch_steps = 0
 
     # ----------------------------------------------------------------- training
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
@@ -112,13 +115,30 @@ class PretrainModule(pl.LightningModule):
             logs["train/kl"] = terms.kl
             logs["train/gate_open"] = rep.mask.detach().mean()
         logs["train/online_acc1"] = (logits.detach().argmax(1) == targets).float().mean()
-        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=idx.shape[0])
-        # epoch means, averaged over processes once per epoch (no per-step sync)
-        epoch_logs = {f"{k}_epoch": v for k, v in logs.items()}
-        self.log_dict(
-            epoch_logs, on_step=False, on_epoch=True, batch_size=idx.shape[0], sync_dist=True
-        )
+        self._accumulate_epoch_logs(logs)
+        # step values go to the loggers only every trainer.log_every_n_steps steps, so they are
+        # handed to Lightning only then (each self.log costs Lightning bookkeeping)
+        trainer = self._trainer
+        if trainer is None or (self.global_step + 1) % max(trainer.log_every_n_steps, 1) == 0:
+            self.log_dict(logs, on_step=True, on_epoch=False, batch_size=idx.shape[0])
         return terms.total + ce
+
+    def _accumulate_epoch_logs(self, logs: dict[str, Tensor]) -> None:
+        values = torch.stack([v.detach().float() for v in logs.values()])
+        if self._epoch_sums is None:
+            self._epoch_keys, self._epoch_sums = list(logs), torch.zeros_like(values)
+        self._epoch_sums += values  # on the device: no host sync per step
+        self._epoch_steps += 1
+
+    def on_train_epoch_end(self) -> None:
+        """Epoch means of the step values, averaged over processes once per epoch."""
+        if self._epoch_sums is not None and self._epoch_steps:
+            means = self._epoch_sums / self._epoch_steps
+            self.log_dict(
+                {f"{k}_epoch": v for k, v in zip(self._epoch_keys, means, strict=True)},
+                sync_dist=True,
+            )
+        self._epoch_keys, self._epoch_sums, self._epoch_steps = [], None, 0
 
     # --------------------------------------------------------------- validation
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:

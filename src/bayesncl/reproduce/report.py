@@ -1,0 +1,300 @@
+"""RESULTS.md from a finished grid: tables, the papers' claims checked, and the side-by-side.
+
+    python -m bayesncl.reproduce.report results/cpu RESULTS.md
+
+Everything between the ``generated`` markers of the output file is rewritten from
+OUT/results.json; text outside them (the hand-written reading) is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+START, END = "<!-- generated:start -->", "<!-- generated:end -->"
+
+# The BayesNCL paper's figures (../shared/papers/000_...): main, downstream and ablation tables.
+PAPER_MAIN = {  # Cons. CIFAR-10, Cons. CIFAR-100, Cons. IN-100, H_s IN-100, Act. IN-100
+    "CL": (10.00, 1.00, 1.00, 4.59, 1.00),
+    "NCL": (53.82, 9.91, 14.93, 3.28, 0.48),
+    "NCL+TopK": (51.81, 12.32, 14.27, 3.35, 0.47),
+    "BayesNCL (GS)": (53.68, 20.75, 11.66, 3.36, 0.13),
+    "BayesNCL (STE)": (56.50, 22.02, 36.14, 2.10, 0.50),
+}
+PAPER_DOWNSTREAM = {  # LP@1 CIFAR-10, CIFAR-100, IN-100
+    "CL": (87.88, 59.72, 68.31),
+    "NCL": (87.80, 60.67, 69.63),
+    "BayesNCL (STE)": (88.02, 60.69, 70.44),
+}
+PAPER_ABLATION = {  # IN-100 Cons., LP@1
+    "BayesNCL (STE)": (36.14, 70.44),
+    "Soft gating": (33.15, 69.87),
+    "Remove detachment": (22.29, 67.47),
+    "1-layer head": (40.85, 69.55),
+    "3-layer head": (26.37, 68.09),
+}
+
+
+def _cell(tables: dict, table: str, row: str, col: str) -> dict[str, Any] | None:
+    return tables.get(table, {}).get(row, {}).get(col)
+
+
+def _fmt(cell: dict[str, Any] | None, digits: int = 2) -> str:
+    if not cell or cell.get("mean") is None:
+        return "-"
+    if cell.get("std") is None:
+        return f"{cell['mean']:.{digits}f}"
+    return f"{cell['mean']:.{digits}f} ± {cell['std']:.{digits}f}"
+
+
+def compare(a: dict | None, b: dict | None, higher: bool = True) -> tuple[str, float | None]:
+    """Verdict on "a above b" (or below, ``higher=False``) from two cells' runs.
+
+    ``holds``: the difference of means has the claimed sign and exceeds the larger of the two
+    standard errors summed (a rough two-sigma-like margin for 3 seeds); ``within noise``: the
+    sign is right but the margin is not; ``does not hold``: the sign is wrong and beyond noise;
+    ``unclear`` otherwise.
+    """
+    if not a or not b or a.get("mean") is None or b.get("mean") is None:
+        return "no data", None
+    diff = (a["mean"] - b["mean"]) * (1 if higher else -1)
+    noise = 0.0
+    for c in (a, b):
+        n = len(c.get("values") or [])
+        if c.get("std") is not None and n > 1:
+            noise += c["std"] / math.sqrt(n)
+    margin = 2 * noise
+    if diff > margin:
+        return "holds", diff
+    if diff > 0:
+        return "within noise", diff
+    if diff < -margin:
+        return "does not hold", diff
+    return "unclear (within noise, wrong sign)", diff
+
+
+CLAIMS: list[tuple[str, str, str, str, str, bool]] = [
+    # text, table, column, row a, row b, a higher than b
+    ("Cons.: BayesNCL above NCL", "main", "Cons.", "BayesNCL (STE)", "NCL", True),
+    ("Cons.: NCL above CL", "main", "Cons.", "NCL", "CL", True),
+    ("H_s: BayesNCL below NCL", "main", "H_s", "BayesNCL (STE)", "NCL", False),
+    ("Act.: BayesNCL not below NCL", "main", "Act.", "BayesNCL (STE)", "NCL", True),
+    ("LP@1: BayesNCL not below NCL", "downstream", "LP@1", "BayesNCL (STE)", "NCL", True),
+    ("LP@1: NCL not below CL", "downstream", "LP@1", "NCL", "CL", True),
+    ("kNN@1: BayesNCL not below NCL", "downstream", "kNN@1", "BayesNCL (STE)", "NCL", True),
+    ("Ablation: hard (STE) gating above soft, Cons.", "ablation", "Cons.", "BayesNCL (STE)",
+     "Soft gating", True),
+    ("Ablation: detachment helps, Cons.", "ablation", "Cons.", "BayesNCL (STE)",
+     "Remove detachment", True),
+    ("Ablation: 2-layer head above 3-layer, Cons.", "ablation", "Cons.", "BayesNCL (STE)",
+     "3-layer head", True),
+]  # fmt: skip
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return [*out, ""]
+
+
+def _sensitivity(data: dict[str, Any]) -> list[str]:
+    sens = data["tables"].get("sensitivity", {})
+    if not sens:
+        return []
+    grid: dict[tuple[float, float], dict] = {}
+    others = []
+    for name, cells in sens.items():
+        m = re.fullmatch(r"rho=([\d.]+) lambda=([\de.+-]+)", name)
+        if m:
+            grid[(float(m[1]), float(m[2]))] = cells
+        elif name == "BayesNCL (STE)":
+            grid[(0.8, 3e-5)] = cells
+        else:
+            others.append((name, cells))
+    lines = []
+    if grid:
+        rhos = sorted({k[0] for k in grid})
+        lams = sorted({k[1] for k in grid})
+        for col in ("Cons.", "LP@1"):
+            rows = [
+                [f"rho = {r:g}"] + [_fmt(grid.get((r, lam), {}).get(col)) for lam in lams]
+                for r in rhos
+            ]
+            lines += [
+                f"{col} over rho (prior) x lambda (KL weight); default rho 0.8, lambda 3e-5:",
+                "",
+            ]
+            lines += _table([col] + [f"lambda = {lam:g}" for lam in lams], rows)
+    if others:
+        default = sens.get("BayesNCL (STE)", {})
+        rows = [
+            [
+                "default (T = 1, recipe gate lr)",
+                _fmt(default.get("Cons.")),
+                _fmt(default.get("LP@1")),
+            ]
+        ]
+        rows += [[n, _fmt(c.get("Cons.")), _fmt(c.get("LP@1"))] for n, c in others]
+        lines += ["Gate temperature T and gate learning rate, one at a time:", ""]
+        lines += _table(["setting", "Cons.", "LP@1"], rows)
+    best = max(
+        ((n, c) for n, c in sens.items() if c.get("Cons.", {}).get("mean") is not None),
+        key=lambda nc: nc[1]["Cons."]["mean"],
+        default=None,
+    )
+    ncl = _cell(data["tables"], "main", "NCL", "Cons.")
+    if best and ncl and ncl.get("mean") is not None:
+        lines += [
+            f"Highest Cons. in the sensitivity grid: {best[0]} ({_fmt(best[1]['Cons.'])}, "
+            f"n = {len(best[1]['Cons.']['values'])}); NCL: {_fmt(ncl)}.",
+            "",
+        ]
+    return lines
+
+
+def generated_section(data: dict[str, Any], source: str) -> str:
+    t = data["tables"]
+    env = data.get("environment", {})
+    lines = [START, "", f"Source: `{source}` (every number below is read from it)."]
+    if env:
+        lines += [
+            "",
+            f"Finished {env.get('finished', '?')}; bayesncl commit {env.get('commit', '?')}; "
+            f"torch {env.get('torch', '?')}, torchvision {env.get('torchvision', '?')}, "
+            f"lightning {env.get('lightning', '?')}, Python {env.get('python', '?')}; "
+            f"{env.get('cpu', '?')}, {env.get('threads', '?')} threads.",
+        ]
+    lines += [
+        "",
+        f"Preset `{data['preset']}`, {data['seeds']} seed(s) per row; cells are mean ± std over seeds.",
+        "",
+    ]
+    titles = {
+        "main": "Main results (interpretability)",
+        "downstream": "Downstream (frozen backbone features)",
+        "ablation": "Ablation",
+        "overhead": "Overhead",
+    }
+    for key, title in titles.items():
+        rows = t.get(key)
+        if not rows:
+            continue
+        cols = list(next(iter(rows.values())))
+        body = [
+            [name, str(len(next(iter(cells.values()))["values"]))] + [_fmt(cells[c]) for c in cols]
+            for name, cells in rows.items()
+        ]
+        lines += [f"### {title}", "", *_table(["method", "n", *cols], body)]
+    lines += ["### Sensitivity (BayesNCL)", "", *_sensitivity(data)]
+    lines += ["### The papers' claims at this scale", ""]
+    rows = []
+    for text, table, col, a, b, higher in CLAIMS:
+        ca, cb = _cell(t, table, a, col), _cell(t, table, b, col)
+        verdict, diff = compare(ca, cb, higher)
+        rows.append([text, _fmt(ca), _fmt(cb), "-" if diff is None else f"{diff:+.2f}", verdict])
+    lines += _table(["claim", "a", "b", "a - b (claimed direction)", "verdict"], rows)
+    lines += [
+        "Verdict: *holds* when the difference has the claimed sign and exceeds twice the summed "
+        "standard errors of the two cells; *within noise* when the sign is right but smaller.",
+        "",
+        "### Side by side with the BayesNCL paper",
+        "",
+        "Fashion-MNIST has 10 balanced classes like CIFAR-10, so chance consistency is 10.00 in "
+        "both; the paper's ImageNet-100 column has 100 classes (chance 1.00).",
+        "",
+    ]
+    rows = []
+    for name, paper in PAPER_MAIN.items():
+        ours = [_fmt(_cell(t, "main", name, c)) for c in ("Cons.", "H_s", "Act.")]
+        rows.append([name, ours[0], f"{paper[0]:.2f}", f"{paper[1]:.2f}", f"{paper[2]:.2f}",
+                     ours[1], f"{paper[3]:.2f}", ours[2], f"{paper[4]:.2f}"])  # fmt: skip
+    lines += _table(
+        ["method", "Cons. (ours, F-MNIST)", "CIFAR-10", "CIFAR-100", "IN-100",
+         "H_s (ours)", "H_s IN-100", "Act. (ours)", "Act. IN-100"], rows,
+    )  # fmt: skip
+    rows = [
+        [name, _fmt(_cell(t, "downstream", name, "LP@1"))] + [f"{v:.2f}" for v in paper]
+        for name, paper in PAPER_DOWNSTREAM.items()
+    ]
+    lines += _table(["method", "LP@1 (ours, F-MNIST)", "CIFAR-10", "CIFAR-100", "IN-100"], rows)
+    rows = [
+        [name, _fmt(_cell(t, "ablation", name, "Cons.")), f"{paper[0]:.2f}",
+         _fmt(_cell(t, "ablation", name, "LP@1")), f"{paper[1]:.2f}"]
+        for name, paper in PAPER_ABLATION.items()
+    ]  # fmt: skip
+    lines += _table(
+        ["configuration", "Cons. (ours)", "Cons. IN-100", "LP@1 (ours)", "LP@1 IN-100"], rows
+    )
+    lines += [END]
+    return "\n".join(lines)
+
+
+def write_report(results_dir: str, output: str, source: str | None = None) -> str:
+    """Rewrite the generated part of ``output`` from ``results_dir``/results.json."""
+    path = Path(results_dir) / "results.json"
+    data = json.loads(path.read_text())
+    section = generated_section(data, source or str(path))
+    out = Path(output)
+    text = out.read_text() if out.is_file() else f"# Results\n\n{START}\n{END}\n"
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        tail = rest.split(END, 1)[1]
+        text = head + section + tail
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    out.write_text(text)
+    return text
+
+
+def environment(commit: str | None = None) -> dict[str, Any]:
+    """Versions, machine and date, stored in results.json by ``bayesncl reproduce``."""
+    import platform
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
+
+    env: dict[str, Any] = {
+        "finished": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    }
+    for pkg in ("torch", "torchvision", "lightning", "bayesncl"):
+        try:
+            env[pkg] = version(pkg)
+        except PackageNotFoundError:
+            env[pkg] = None
+    if commit is None:
+        try:
+            commit = subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                capture_output=True, text=True, check=True, cwd=Path(__file__).parent,
+            ).stdout.strip()  # fmt: skip
+        except (OSError, subprocess.CalledProcessError):
+            commit = None
+    env.update(
+        commit=commit,
+        python=platform.python_version(),
+        cpu=platform.processor() or platform.machine(),
+        threads=torch.get_num_threads(),
+    )
+    return env
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("results_dir", help="the grid's output folder (with results.json)")
+    ap.add_argument("output", nargs="?", default="RESULTS.md")
+    ap.add_argument("--source", help="how to name results.json in the text (default: its path)")
+    args = ap.parse_args(argv)
+    write_report(args.results_dir, args.output, args.source)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
