@@ -9,9 +9,11 @@ the tables; OUT/results.md the tables.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,11 @@ class Row:
     tables: tuple[str, ...] = ()
     optim: dict[str, Any] = field(default_factory=dict)  # changes to model.optim
     max_seeds: int | None = None  # run at most this many seeds of the row (None: all)
+    first_seed: int = 0  # seeds first_seed, first_seed + 1, ...
+
+    def seeds(self, n_seeds: int) -> range:
+        n = min(n_seeds, self.max_seeds or n_seeds)
+        return range(self.first_seed, self.first_seed + n)
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,7 @@ class Preset:
     eval_args: dict[str, Any]
     sensitivity: tuple[tuple[float, float], ...] = ()  # (rho, lambda) grid for BayesNCL
     description: str = ""
+    tune: bool = False  # after the grid, confirm the selected sensitivity cell (select_tuned)
 
 
 CORE_ROWS = (
@@ -131,6 +139,7 @@ def _official(dataset: str) -> Preset:
         {},
         SENSITIVITY,
         f"{dataset} with the official schedules (GPU)",
+        tune=True,
     )
 
 
@@ -158,6 +167,7 @@ PRESETS: dict[str, Preset] = {
         SENSITIVITY,
         "Fashion-MNIST, every table, 3 epochs per run; 3 seeds per row, 1 seed per "
         "sensitivity cell other than the default (the BayesNCL row)",
+        tune=True,
     ),
     "cifar10": _official("cifar10"),
     "cifar100": _official("cifar100"),
@@ -170,7 +180,8 @@ def run_dir(out: Path, row: Row, seed: int) -> Path:
     return out / "runs" / slug / f"seed{seed}"
 
 
-def fit_argv(preset: Preset, row: Row, seed: int, out: Path, extra: list[str]) -> list[str]:
+def grid_config(preset: Preset, row: Row, seed: int, out: Path) -> dict[str, Any]:
+    """The ``bayesncl fit`` config of one run: the recipe with the row's changes."""
     cfg = recipe(preset.dataset, row.method)
     if row.overrides:
         cfg["model"].setdefault("method_overrides", {}).update(row.overrides)
@@ -178,10 +189,31 @@ def fit_argv(preset: Preset, row: Row, seed: int, out: Path, extra: list[str]) -
         cfg["model"].setdefault("optim", {}).update(row.optim)
     cfg["seed"] = seed
     cfg["run_dir"] = str(run_dir(out, row, seed))
+    return cfg
+
+
+def fit_argv(preset: Preset, row: Row, seed: int, out: Path, extra: list[str]) -> list[str]:
+    """Write the run's grid-config.yaml; the ``bayesncl fit`` arguments that use it."""
     path = run_dir(out, row, seed) / "grid-config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    path.write_text(yaml.safe_dump(grid_config(preset, row, seed, out), sort_keys=False))
     return ["--config", str(path), *preset.fit_args, *extra]
+
+
+def check_finished_run(preset: Preset, row: Row, seed: int, out: Path) -> None:
+    """A finished run counts only if it was made with the settings the grid would use now."""
+    path = run_dir(out, row, seed) / "grid-config.yaml"
+    if not path.is_file():
+        return
+    stored, wanted = yaml.safe_load(path.read_text()), grid_config(preset, row, seed, out)
+    stored.pop("run_dir", None)  # the same folder, however --out was spelled
+    wanted.pop("run_dir", None)
+    if stored != wanted:
+        raise ValueError(
+            f"{path.parent} holds a finished run of {row.name!r}, seed {seed}, made with other "
+            "settings than this grid's (see its grid-config.yaml); delete that folder to rerun "
+            "it, or pass another --out"
+        )
 
 
 def _fmt(values: list[float], scale: float, digits: int) -> str:
@@ -213,13 +245,60 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, float, int]]]] = {
 }  # fmt: skip
 
 
-def tabulate(
+TUNED = "BayesNCL (tuned)"
+TUNE_MAX_LP1_DROP = 0.01  # a candidate's LP@1 may be at most 1 point below NCL's mean
+
+
+def select_tuned(
     preset: Preset, results: dict[str, list[dict[str, Any]]]
+) -> tuple[Row | None, dict[str, Any]]:
+    """Pick BayesNCL's setting from the sensitivity grid, by a rule fixed in advance.
+
+    Every sensitivity cell (the default BayesNCL row included) is judged on its seed-0 run
+    alone, so all cells stand on equal footing: among the cells whose linear-probe top-1 is at
+    most ``TUNE_MAX_LP1_DROP`` below NCL's mean, the one with the highest consistency wins.
+    The winner is then rerun on fresh seeds (1, 2, ...) that played no part in the choice, as
+    the row ``BayesNCL (tuned)``, which removes the winner's-curse bias of its seed-0 score.
+    Returns (that row, or None when no cell qualifies or the default wins; a summary).
+    """
+    ncl = [r["linear_top1"] for r in results.get("NCL", []) if r.get("linear_top1") is not None]
+    floor = statistics.fmean(ncl) - TUNE_MAX_LP1_DROP if ncl else -math.inf
+    cells = []
+    for row in preset.rows:
+        runs = [r for r in results.get(row.name, []) if r.get("seed", 0) == 0]
+        if "sensitivity" not in row.tables or not runs:
+            continue
+        r0 = runs[0]
+        cells.append((row, r0["consistency"], r0["linear_top1"], r0["linear_top1"] >= floor))
+    eligible = [c for c in cells if c[3]]
+    best = max(eligible, key=lambda c: c[1], default=None)
+    info: dict[str, Any] = {
+        "rule": "highest seed-0 Cons. among sensitivity cells with seed-0 LP@1 >= NCL mean "
+        f"LP@1 - {100 * TUNE_MAX_LP1_DROP:g} points; confirmed on fresh seeds",
+        "lp1_floor": floor if ncl else None,
+        "candidates": {c[0].name: {"consistency": c[1], "linear_top1": c[2], "eligible": c[3]}
+                       for c in cells},
+        "selected": best[0].name if best else None,
+    }  # fmt: skip
+    if best is None or not (best[0].overrides or best[0].optim):
+        return None, info
+    row = best[0]
+    tuned = Row(
+        TUNED, row.method, dict(row.overrides), ("main", "downstream"),
+        dict(row.optim), first_seed=1,
+    )  # fmt: skip
+    return tuned, info
+
+
+def tabulate(
+    preset: Preset,
+    results: dict[str, list[dict[str, Any]]],
+    extra_rows: tuple[Row, ...] = (),
 ) -> tuple[str, dict[str, Any]]:
     """Markdown tables and their numbers (mean, std, n per cell) from per-run metrics."""
     md, data = [], {}
     for key, (title, cols) in TABLES.items():
-        rows = [r for r in preset.rows if key in r.tables]
+        rows = [r for r in (*preset.rows, *extra_rows) if key in r.tables]
         if not rows:
             continue
         md += [
@@ -244,6 +323,12 @@ def tabulate(
             data[key][row.name] = cell_data
         md.append("")
     return "\n".join(md), data
+
+
+def _now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _run_job(
@@ -277,9 +362,12 @@ def _run_jobs(
     total: int,
     workers: int,
     common: tuple[Preset, Path, list[str], str | None],
+    job: Callable[..., Path] | None = None,
 ) -> None:
     """Run the unfinished jobs ``(i, row, seed)``, ``workers`` at a time, with a progress line
-    per start (one worker) or per end (several); ``common`` = the rest of ``_run_job``'s arguments."""
+    per start (one worker) or per end (several). ``job(row, seed, *common)`` runs one
+    (default :func:`_run_job`; with several workers it must be importable by the workers)."""
+    job = job or _run_job
     started = time.time()
 
     def eta(done: int) -> str:
@@ -291,11 +379,11 @@ def _run_jobs(
     if workers == 1:
         for done, (i, row, seed) in enumerate(todo):
             print(f"[{i}/{total}] {row.name}, seed {seed}{eta(done)}", flush=True)
-            _run_job(row, seed, *common)
+            job(row, seed, *common)
         return
 
     import multiprocessing as mp
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     import torch
 
@@ -304,12 +392,10 @@ def _run_jobs(
     with ProcessPoolExecutor(
         workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(threads,)
     ) as pool:
-        futures = {
-            pool.submit(_run_job, row, seed, *common): (i, row, seed) for i, row, seed in todo
-        }
+        futures = {pool.submit(job, row, seed, *common): (i, row, seed) for i, row, seed in todo}
         pending, done = set(futures), 0
         while pending:
-            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
                 i, row, seed = futures[fut]
                 if fut.exception() is not None:
@@ -321,6 +407,31 @@ def _run_jobs(
                     ) from fut.exception()
                 done += 1
                 print(f"[{i}/{total}] {row.name}, seed {seed}: finished{eta(done)}", flush=True)
+
+
+def _run_rows(
+    rows: tuple[Row, ...],
+    n_seeds: int,
+    workers: int,
+    common: tuple[Preset, Path, list[str], str | None],
+) -> dict[str, list[dict[str, Any]]]:
+    """Run the unfinished (row, seed) jobs of ``rows``; every run's metrics, by row name."""
+    root = common[1]
+    jobs = [(row, seed) for row in rows for seed in row.seeds(n_seeds)]
+    todo = []
+    for i, (row, seed) in enumerate(jobs, 1):
+        if (run_dir(root, row, seed) / "eval" / "metrics.json").is_file():
+            check_finished_run(common[0], row, seed, root)
+            print(f"[{i}/{len(jobs)}] {row.name}, seed {seed}: done already", flush=True)
+        else:
+            todo.append((i, row, seed))
+    _run_jobs(todo, len(jobs), workers, common)
+    results: dict[str, list[dict[str, Any]]] = {}
+    for row, seed in jobs:
+        metrics = json.loads((run_dir(root, row, seed) / "eval" / "metrics.json").read_text())
+        metrics.setdefault("seed", seed)
+        results.setdefault(row.name, []).append(metrics)
+    return results
 
 
 def reproduce(
@@ -356,27 +467,27 @@ def reproduce(
     extra = list(extra_fit_args or [])
     if data_dir:
         extra += ["--data.data_dir", data_dir]
-    jobs = [(row, seed) for row in p.rows for seed in range(min(n_seeds, row.max_seeds or n_seeds))]
-    todo = []
-    for i, (row, seed) in enumerate(jobs, 1):
-        if (run_dir(root, row, seed) / "eval" / "metrics.json").is_file():
-            print(f"[{i}/{len(jobs)}] {row.name}, seed {seed}: done already", flush=True)
-        else:
-            todo.append((i, row, seed))
-    _run_jobs(todo, len(jobs), workers, (p, root, extra, data_dir))
-    results: dict[str, list[dict[str, Any]]] = {}
-    for row, seed in jobs:
-        metrics_file = run_dir(root, row, seed) / "eval" / "metrics.json"
-        results.setdefault(row.name, []).append(json.loads(metrics_file.read_text()))
-    md, tables = tabulate(p, results)
+    from bayesncl.reproduce.report import environment
+
+    env = environment()  # the code and versions the runs start with
+    env["workers"] = workers
+    common = (p, root, extra, data_dir)
+    results = _run_rows(p.rows, n_seeds, workers, common)
+    extra_rows: tuple[Row, ...] = ()
+    tuning: dict[str, Any] | None = None
+    if p.tune:
+        tuned, tuning = select_tuned(p, results)
+        print(f"tuning: selected {tuning['selected']!r} ({tuning['rule']})", flush=True)
+        if tuned is not None:
+            extra_rows = (tuned,)
+            results.update(_run_rows(extra_rows, n_seeds, workers, common))
+    md, tables = tabulate(p, results, extra_rows)
     header = (
         f"# bayesncl reproduce --preset {preset}\n\n{p.description}; {n_seeds} seed(s); "
         f"cells are mean ± std over seeds.\n\n"
     )
     (root / "results.md").write_text(header + md)
-    from bayesncl.reproduce.report import environment
-
-    env = environment()
+    env["finished"] = _now()
     (root / "results.json").write_text(
         json.dumps(
             {
@@ -384,6 +495,7 @@ def reproduce(
                 "seeds": n_seeds,
                 "environment": env,
                 "tables": tables,
+                "tuning": tuning,
                 "runs": results,
             },
             indent=2,

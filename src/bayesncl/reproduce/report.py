@@ -1,6 +1,6 @@
 """RESULTS.md from a finished grid: tables, the papers' claims checked, and the side-by-side.
 
-    python -m bayesncl.reproduce.report results/cpu RESULTS.md
+    python -m bayesncl.reproduce.report results/cpu RESULTS.md [--figures docs/figures]
 
 Everything between the ``generated`` markers of the output file is rewritten from
 OUT/results.json; text outside them (the hand-written reading) is kept.
@@ -26,10 +26,14 @@ PAPER_MAIN = {  # Cons. CIFAR-10, Cons. CIFAR-100, Cons. IN-100, H_s IN-100, Act
     "BayesNCL (GS)": (53.68, 20.75, 11.66, 3.36, 0.13),
     "BayesNCL (STE)": (56.50, 22.02, 36.14, 2.10, 0.50),
 }
-PAPER_DOWNSTREAM = {  # LP@1 CIFAR-10, CIFAR-100, IN-100
-    "CL": (87.88, 59.72, 68.31),
-    "NCL": (87.80, 60.67, 69.63),
-    "BayesNCL (STE)": (88.02, 60.69, 70.44),
+PAPER_DOWNSTREAM = {  # LP@1 CIFAR-10, CIFAR-100, IN-100, LP@5 IN-100
+    "CL": (87.88, 59.72, 68.31, 90.24),
+    "NCL": (87.80, 60.67, 69.63, 91.23),
+    "BayesNCL (STE)": (88.02, 60.69, 70.44, 91.71),
+}
+PAPER_OVERHEAD = {  # training minutes and FLOPs (G) of CIFAR-100, then IN-100
+    "NCL": (70.95, 1.416, 193.78, 3.731),
+    "BayesNCL (STE)": (75.12, 1.419, 218.53, 3.815),
 }
 PAPER_ABLATION = {  # IN-100 Cons., LP@1
     "BayesNCL (STE)": (36.14, 70.44),
@@ -157,6 +161,43 @@ def _sensitivity(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+TUNED = "BayesNCL (tuned)"
+
+
+def _tuning(data: dict[str, Any]) -> list[str]:
+    info = data.get("tuning")
+    if not info:
+        return []
+    lines = [
+        "### Tuning (BayesNCL on this data)",
+        "",
+        f"Rule, fixed before the runs: {info['rule']}.",
+    ]
+    if info.get("lp1_floor") is not None:
+        lines[-1] += f" LP@1 floor: {100 * info['lp1_floor']:.2f}."
+    rows = [
+        [name, f"{100 * c['consistency']:.2f}", f"{100 * c['linear_top1']:.2f}",
+         "yes" if c["eligible"] else "no", "**selected**" if name == info["selected"] else ""]
+        for name, c in sorted(info["candidates"].items(), key=lambda kv: -kv[1]["consistency"])
+    ]  # fmt: skip
+    lines += ["", *_table(["cell (seed 0)", "Cons.", "LP@1", "eligible", ""], rows)]
+    t = data["tables"]
+    if info["selected"] is None:
+        lines += ["No cell kept LP@1 within the floor; nothing to confirm.", ""]
+    elif TUNED not in t.get("main", {}):
+        lines += [f"The selected cell is the default ({info['selected']}); nothing to confirm.", ""]
+    else:
+        lines += [
+            f"{info['selected']} rerun on fresh seeds as `{TUNED}`: Cons. "
+            f"{_fmt(_cell(t, 'main', TUNED, 'Cons.'))}, LP@1 "
+            f"{_fmt(_cell(t, 'downstream', TUNED, 'LP@1'))} (NCL: "
+            f"{_fmt(_cell(t, 'main', 'NCL', 'Cons.'))}, "
+            f"{_fmt(_cell(t, 'downstream', 'NCL', 'LP@1'))}).",
+            "",
+        ]
+    return lines
+
+
 def generated_section(data: dict[str, Any], source: str) -> str:
     t = data["tables"]
     env = data.get("environment", {})
@@ -164,10 +205,20 @@ def generated_section(data: dict[str, Any], source: str) -> str:
     if env:
         lines += [
             "",
-            f"Finished {env.get('finished', '?')}; bayesncl commit {env.get('commit', '?')}; "
+            (
+                f"Ran {env['started']} to {env.get('finished', '?')}; "
+                if "started" in env
+                else f"Finished {env.get('finished', '?')}; "
+            )
+            + f"bayesncl commit {env.get('commit', '?')}; "
             f"torch {env.get('torch', '?')}, torchvision {env.get('torchvision', '?')}, "
             f"lightning {env.get('lightning', '?')}, Python {env.get('python', '?')}; "
-            f"{env.get('cpu', '?')}, {env.get('threads', '?')} threads.",
+            f"{env.get('cpu', '?')}, {env.get('threads', '?')} threads"
+            + (
+                f", {env['workers']} runs at a time ({env['threads'] // env['workers']} thread(s) each)."
+                if env.get("workers", 1) > 1
+                else "."
+            ),
         ]
     lines += [
         "",
@@ -191,9 +242,17 @@ def generated_section(data: dict[str, Any], source: str) -> str:
         ]
         lines += [f"### {title}", "", *_table(["method", "n", *cols], body)]
     lines += ["### Sensitivity (BayesNCL)", "", *_sensitivity(data)]
+    lines += _tuning(data)
     lines += ["### The papers' claims at this scale", ""]
     rows = []
-    for text, table, col, a, b, higher in CLAIMS:
+    claims = list(CLAIMS)
+    if TUNED in t.get("main", {}):
+        claims += [
+            ("Cons.: BayesNCL (tuned) above NCL", "main", "Cons.", TUNED, "NCL", True),
+            ("LP@1: BayesNCL (tuned) not below NCL", "downstream", "LP@1", TUNED, "NCL", True),
+            ("Act.: BayesNCL (tuned) not below NCL", "main", "Act.", TUNED, "NCL", True),
+        ]
+    for text, table, col, a, b, higher in claims:
         ca, cb = _cell(t, table, a, col), _cell(t, table, b, col)
         verdict, diff = compare(ca, cb, higher)
         rows.append([text, _fmt(ca), _fmt(cb), "-" if diff is None else f"{diff:+.2f}", verdict])
@@ -218,10 +277,25 @@ def generated_section(data: dict[str, Any], source: str) -> str:
          "H_s (ours)", "H_s IN-100", "Act. (ours)", "Act. IN-100"], rows,
     )  # fmt: skip
     rows = [
-        [name, _fmt(_cell(t, "downstream", name, "LP@1"))] + [f"{v:.2f}" for v in paper]
+        [name, _fmt(_cell(t, "downstream", name, "LP@1"))]
+        + [f"{v:.2f}" for v in paper[:3]]
+        + [_fmt(_cell(t, "downstream", name, "LP@5")), f"{paper[3]:.2f}"]
         for name, paper in PAPER_DOWNSTREAM.items()
     ]
-    lines += _table(["method", "LP@1 (ours, F-MNIST)", "CIFAR-10", "CIFAR-100", "IN-100"], rows)
+    lines += _table(
+        ["method", "LP@1 (ours, F-MNIST)", "CIFAR-10", "CIFAR-100", "IN-100",
+         "LP@5 (ours)", "LP@5 IN-100"], rows,
+    )  # fmt: skip
+    rows = [
+        [name, _fmt(_cell(t, "overhead", name, "train time (min)")),
+         _fmt(_cell(t, "overhead", name, "GMACs (pair)"), 4),
+         f"{paper[0]:.2f}", f"{paper[1]:.3f}G", f"{paper[2]:.2f}", f"{paper[3]:.3f}G"]
+        for name, paper in PAPER_OVERHEAD.items()
+    ]  # fmt: skip
+    lines += _table(
+        ["method", "train min (ours)", "GMACs (ours)", "min CIFAR-100", "FLOPs CIFAR-100",
+         "min IN-100", "FLOPs IN-100"], rows,
+    )  # fmt: skip
     rows = [
         [name, _fmt(_cell(t, "ablation", name, "Cons.")), f"{paper[0]:.2f}",
          _fmt(_cell(t, "ablation", name, "LP@1")), f"{paper[1]:.2f}"]
@@ -234,12 +308,47 @@ def generated_section(data: dict[str, Any], source: str) -> str:
     return "\n".join(lines)
 
 
-def write_report(results_dir: str, output: str, source: str | None = None) -> str:
-    """Rewrite the generated part of ``output`` from ``results_dir``/results.json."""
+FIGURE_ROWS = ("CL", "NCL", "BayesNCL (STE)", TUNED)
+FIGURES = {"top_activated.png": "top-activated test images of the most active dimensions",
+           "gate_vs_frequency.png": "gate open rate against activation frequency"}  # fmt: skip
+
+
+def copy_figures(results_dir: str, data: dict[str, Any], dest: Path, link_from: Path) -> list[str]:
+    """Copy the seed-0 evaluation figures of the main rows to ``dest``; markdown linking them
+    relative to the folder ``link_from``."""
+    import os
+    import shutil
+
+    dest.mkdir(parents=True, exist_ok=True)
+    lines = ["### Figures (seed 0 of each row)", ""]
+    for row in FIGURE_ROWS:
+        if row not in data["tables"].get("main", {}):
+            continue
+        slug = "".join(ch if ch.isalnum() or ch in "=._-" else "_" for ch in row)
+        seed = 1 if row == TUNED else 0
+        for name, caption in FIGURES.items():
+            src = Path(results_dir) / "runs" / slug / f"seed{seed}" / "eval" / name
+            if not src.is_file():
+                continue
+            target = dest / f"{data['preset']}_{slug}_{name}"
+            shutil.copyfile(src, target)
+            rel = os.path.relpath(target, link_from)
+            lines += [f"{row}, {caption} (seed {seed}):", "", f"![{row}: {caption}]({rel})", ""]
+    return lines
+
+
+def write_report(
+    results_dir: str, output: str, source: str | None = None, figures: str | None = None
+) -> str:
+    """Rewrite the generated part of ``output`` from ``results_dir``/results.json; with
+    ``figures``, copy the main rows' figures there and show them."""
     path = Path(results_dir) / "results.json"
     data = json.loads(path.read_text())
     section = generated_section(data, source or str(path))
     out = Path(output)
+    if figures:
+        fig_lines = copy_figures(results_dir, data, Path(figures), out.resolve().parent)
+        section = section.replace(END, "\n".join(fig_lines) + END)
     text = out.read_text() if out.is_file() else f"# Results\n\n{START}\n{END}\n"
     if START in text and END in text:
         head, rest = text.split(START, 1)
@@ -252,7 +361,7 @@ def write_report(results_dir: str, output: str, source: str | None = None) -> st
 
 
 def environment(commit: str | None = None) -> dict[str, Any]:
-    """Versions, machine and date, stored in results.json by ``bayesncl reproduce``."""
+    """Versions, commit, machine and start time, stored in results.json by ``bayesncl reproduce``."""
     import platform
     import subprocess
     from importlib.metadata import PackageNotFoundError, version
@@ -260,7 +369,7 @@ def environment(commit: str | None = None) -> dict[str, Any]:
     import torch
 
     env: dict[str, Any] = {
-        "finished": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        "started": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     }
     for pkg in ("torch", "torchvision", "lightning", "bayesncl"):
         try:
@@ -273,6 +382,12 @@ def environment(commit: str | None = None) -> dict[str, Any]:
                 ["git", "rev-parse", "--short", "HEAD"],
                 capture_output=True, text=True, check=True, cwd=Path(__file__).parent,
             ).stdout.strip()  # fmt: skip
+            changed = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True, text=True, check=True, cwd=Path(__file__).parent,
+            ).stdout.strip()  # fmt: skip
+            if changed:
+                commit += "-dirty"  # uncommitted changes: the runs are not exactly this commit
         except (OSError, subprocess.CalledProcessError):
             commit = None
     env.update(
@@ -291,8 +406,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("results_dir", help="the grid's output folder (with results.json)")
     ap.add_argument("output", nargs="?", default="RESULTS.md")
     ap.add_argument("--source", help="how to name results.json in the text (default: its path)")
+    ap.add_argument("--figures", help="copy the main rows' figures to this folder and show them")
     args = ap.parse_args(argv)
-    write_report(args.results_dir, args.output, args.source)
+    write_report(args.results_dir, args.output, args.source, args.figures)
     print(f"wrote {args.output}")
 
 
