@@ -155,8 +155,12 @@ def test_select_tuned_takes_the_most_consistent_cell_that_keeps_accuracy():
     tuned, info = grid.select_tuned(p, results)
     assert tuned.optim == {"gate_lr": 1.0} and tuned.overrides == {}
     results["BayesNCL (STE)"][0] = _run(0.99, 0.8)
-    tuned, info = grid.select_tuned(p, results)  # the default wins: nothing to confirm
-    assert tuned is None and info["selected"] == "BayesNCL (STE)"
+    tuned, info = grid.select_tuned(p, results)  # the default wins: rerun on fresh seeds too
+    assert info["selected"] == "BayesNCL (STE)" and tuned.overrides == {} and tuned.optim == {}
+    assert list(tuned.seeds(3)) == [1, 2, 3]
+    for name in ("BayesNCL (STE)", "rho=0.5", "gate lr=1"):
+        results[name][0] = _run(0.99, 0.5)
+    assert grid.select_tuned(p, results)[0] is None  # nothing keeps the accuracy
 
 
 def test_reproduce_confirms_the_selected_cell_on_fresh_seeds(tmp_path, monkeypatch):

@@ -259,7 +259,8 @@ def select_tuned(
     most ``TUNE_MAX_LP1_DROP`` below NCL's mean, the one with the highest consistency wins.
     The winner is then rerun on fresh seeds (1, 2, ...) that played no part in the choice, as
     the row ``BayesNCL (tuned)``, which removes the winner's-curse bias of its seed-0 score.
-    Returns (that row, or None when no cell qualifies or the default wins; a summary).
+    The default cell is rerun too when it wins: its own seed-0 score took part in the choice.
+    Returns (that row, or None when no cell qualifies; a summary).
     """
     ncl = [r["linear_top1"] for r in results.get("NCL", []) if r.get("linear_top1") is not None]
     floor = statistics.fmean(ncl) - TUNE_MAX_LP1_DROP if ncl else -math.inf
@@ -280,7 +281,7 @@ def select_tuned(
                        for c in cells},
         "selected": best[0].name if best else None,
     }  # fmt: skip
-    if best is None or not (best[0].overrides or best[0].optim):
+    if best is None:
         return None, info
     row = best[0]
     tuned = Row(

@@ -184,9 +184,7 @@ def _tuning(data: dict[str, Any]) -> list[str]:
     t = data["tables"]
     if info["selected"] is None:
         lines += ["No cell kept LP@1 within the floor; nothing to confirm.", ""]
-    elif TUNED not in t.get("main", {}):
-        lines += [f"The selected cell is the default ({info['selected']}); nothing to confirm.", ""]
-    else:
+    elif TUNED in t.get("main", {}):
         lines += [
             f"{info['selected']} rerun on fresh seeds as `{TUNED}`: Cons. "
             f"{_fmt(_cell(t, 'main', TUNED, 'Cons.'))}, LP@1 "
