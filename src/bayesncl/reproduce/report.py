@@ -16,6 +16,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from bayesncl.reproduce.grid import TABLES
+
 START, END = "<!-- generated:start -->", "<!-- generated:end -->"
 
 # The BayesNCL paper's figures (../shared/papers/000_...): main, downstream and ablation tables.
@@ -234,8 +236,10 @@ def generated_section(data: dict[str, Any], source: str) -> str:
         if not rows:
             continue
         cols = list(next(iter(rows.values())))
+        digits = {label: d for label, _, _, d in TABLES[key][1]}
         body = [
-            [name, str(len(next(iter(cells.values()))["values"]))] + [_fmt(cells[c]) for c in cols]
+            [name, str(len(next(iter(cells.values()))["values"]))]
+            + [_fmt(cells[c], digits.get(c, 2)) for c in cols]
             for name, cells in rows.items()
         ]
         lines += [f"### {title}", "", *_table(["method", "n", *cols], body)]
