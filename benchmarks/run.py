@@ -77,44 +77,102 @@ def time_steps(model: str, repeats: int, variants: tuple[str, ...] = VARIANTS) -
     return {v: statistics.median(t) for v, t in times.items()}
 
 
-def fit_step_seconds(repeats: int) -> float:
+class StepParts:
+    """Lightning callback: wall time of every training step, split at the loop's hooks.
+
+    ``data``: end of the previous step -> start of this one (loading, transfer, batch
+    augmentation in ``on_after_batch_transfer``, loop bookkeeping); ``forward``: start ->
+    ``on_before_backward`` (model, loss, logging); ``backward``; ``optimizer``: after backward ->
+    end of the step (LARS, scheduler, Lightning's step bookkeeping).
+    """
+
+    PARTS = ("data", "forward", "backward", "optimizer")
+
+    def __init__(self, floor_step=None) -> None:
+        """``floor_step``: a callable run (and timed) after every training step, outside the
+        step's own spans: the backbone-only floor, interleaved so both see the same machine."""
+        import lightning.pytorch as pl
+
+        parts = self
+        self.floor_step = floor_step
+        self.floor: list[float] = []
+
+        class _Hooks(pl.Callback):
+            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+                parts._mark("start")
+
+            def on_before_backward(self, trainer, pl_module, loss) -> None:
+                parts._mark("before_backward")
+
+            def on_after_backward(self, trainer, pl_module) -> None:
+                parts._mark("after_backward")
+
+            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+                parts._mark("end")
+
+        self.callback = _Hooks()
+        self.marks: list[dict[str, float]] = []
+        self._current: dict[str, float] = {}
+        self._last_end: float | None = None
+
+    def _mark(self, name: str) -> None:
+        now = time.perf_counter()
+        if name == "start":
+            self._current = {"prev_end": self._last_end or now, "start": now}
+        else:
+            self._current[name] = now
+        if name == "end":
+            self.marks.append(self._current)
+            if self.floor_step is not None:
+                t = time.perf_counter()
+                self.floor_step()
+                now = time.perf_counter()
+                self.floor.append(now - t)
+            self._last_end = now
+
+    def medians(self, skip: int) -> dict[str, float]:
+        """Median seconds of each part and of the whole step (end to end), after ``skip`` steps."""
+        m = self.marks[skip:]
+        spans = {
+            "data": [x["start"] - x["prev_end"] for x in m],
+            "forward": [x["before_backward"] - x["start"] for x in m],
+            "backward": [x["after_backward"] - x["before_backward"] for x in m],
+            "optimizer": [x["end"] - x["after_backward"] for x in m],
+            "step": [x["end"] - x["prev_end"] for x in m],
+        }
+        out = {k: statistics.median(v) for k, v in spans.items()}
+        if self.floor:
+            out["floor"] = statistics.median(self.floor[skip:])
+        return out
+
+
+def fit_step_seconds(repeats: int) -> dict[str, float]:
     """Median seconds per steady-state training step of a real ``bayesncl fit`` with the
-    Fashion-MNIST BayesNCL config (needs the data: ``apt-get install dataset-fashion-mnist``)."""
-    import lightning.pytorch as pl
+    Fashion-MNIST BayesNCL config, of its parts (:class:`StepParts`), and of the backbone-only
+    floor step run between them. Needs the data (``apt-get install dataset-fashion-mnist``)."""
+    import tempfile
 
-    from bayesncl.train.fit import fit
-
-    class StepTimer(pl.Callback):
-        def __init__(self) -> None:
-            self.t: list[float] = []
-            self.last = None
-
-        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-            now = time.perf_counter()
-            if self.last is not None:
-                self.t.append(now - self.last)
-            self.last = now
-
-    timer = StepTimer()
     import bayesncl.train.fit as fit_mod
 
+    parts = StepParts(floor_step=build("convnet-28px-b256", "backbone"))
     original = fit_mod.build_trainer
 
     def with_timer(cfg, run_dir):
         trainer = original(cfg, run_dir)
-        trainer.callbacks.append(timer)
+        trainer.callbacks.append(parts.callback)
         return trainer
 
     fit_mod.build_trainer = with_timer
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        fit([
-            "--config", "configs/fashion-mnist/bayesncl.yaml", "--run_dir", tmp, "--trainer.max_steps",
-            str(repeats + 5), "--trainer.limit_val_batches", "0", "--trainer.enable_progress_bar", "false",
-        ])  # fmt: skip
-    fit_mod.build_trainer = original
-    return statistics.median(timer.t[4:])
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            fit_mod.fit([
+                "--config", "configs/fashion-mnist/bayesncl.yaml", "--run_dir", tmp,
+                "--trainer.max_steps", str(repeats + 5), "--trainer.limit_val_batches", "0",
+                "--trainer.enable_progress_bar", "false",
+            ])  # fmt: skip
+    finally:
+        fit_mod.build_trainer = original
+    return parts.medians(skip=5)
 
 
 def augmentation_seconds(batch: int = 256, repeats: int = 5) -> dict[str, float]:
@@ -139,7 +197,7 @@ def augmentation_seconds(batch: int = 256, repeats: int = 5) -> dict[str, float]
         t_img.append(time.perf_counter() - t)
         g = torch.Generator().manual_seed(r)
         t = time.perf_counter()
-        [batched(images, g) for _ in range(2)]
+        batched.views(images, g, 2)  # what `bayesncl fit` calls
         t_batch.append(time.perf_counter() - t)
     return {"per_image_s": statistics.median(t_img), "batched_s": statistics.median(t_batch)}
 
@@ -174,16 +232,39 @@ def metric_seconds(n: int = 10_000, d: int = 2048, classes: int = 10) -> dict[st
         for v in ("sum", "mean", "frequency"):
             loop_semantic_entropy(f, y, v)
 
+    from bayesncl.metrics.interpretability import effective_rank_from_gram, gram_matrix
+
     gram = f.T @ f
+
+    def rank_errors(x: torch.Tensor) -> tuple[float, float]:
+        """Effective rank from the float32 Gram (float32 and float64 eigenvalues) minus the
+        one from float64 singular values of F."""
+        s = torch.linalg.svdvals(x.double())
+        p = s / s.sum()
+        exact = float(-(p * p.clamp_min(1e-300).log()).sum())
+        g32 = gram_matrix(x)
+        return tuple(float(effective_rank_from_gram(g32, dtype=t)) - exact
+                     for t in (torch.float32, torch.float64))  # fmt: skip
+
+    full32, full64 = rank_errors(f)
+    wide32, wide64 = rank_errors(f[:1000])
     return {
+        "density": float((f != 0).float().mean()),
+        "effective_rank_f64": float(effective_rank_from_gram(gram, dtype=torch.float64)),
+        "effective_rank_error_f32_eig": full32,
+        "effective_rank_error_f64_eig": full64,
+        "effective_rank_error_f32_eig_n1000": wide32,
+        "effective_rank_error_f64_eig_n1000": wide64,
         "metrics_class_s": _median_seconds(
             lambda: interpretability_report(f, y, classes, spectral=False)
         ),
         "metrics_all_s": _median_seconds(lambda: interpretability_report(f, y, classes)),
         "class_tables_one_pass_s": _median_seconds(lambda: class_tables(f, y, classes)),
         "class_tables_three_matmuls_s": _median_seconds(three_matmuls),
-        "gram_s": _median_seconds(lambda: f.T @ f),
+        "gram_dense_s": _median_seconds(lambda: f.T @ f),
+        "gram_s": _median_seconds(lambda: gram_matrix(f)),
         "eigvalsh_f64_s": _median_seconds(lambda: torch.linalg.eigvalsh(gram.double())),
+        "eigvalsh_f32_s": _median_seconds(lambda: torch.linalg.eigvalsh(gram)),
         "loop_class_s": _median_seconds(loop, repeats=1),
     }
 
@@ -237,13 +318,13 @@ def main() -> None:
         report["models"][model] = entry
     if want("fit") and not args.skip_fit:
         # floor measured right before and after the fit steps, so both see the same machine state
-        before = time_steps("convnet-28px-b256", args.repeats, ("backbone",))["backbone"]
-        fit_s = fit_step_seconds(3 * args.repeats)
-        after = time_steps("convnet-28px-b256", args.repeats, ("backbone",))["backbone"]
-        floor = (before + after) / 2
+        # the floor: a backbone-only step (same batch shape) after every fit step, so machine
+        # drift hits both alike (it moved the floor by up to 2x between minutes here)
+        fit_parts = fit_step_seconds(3 * args.repeats)
+        fit_s, floor = fit_parts["step"], fit_parts["floor"]
         report["fit_step"] = {
-            "fit_step_s": fit_s, "backbone_s": floor, "backbone_before_s": before, "backbone_after_s": after,
-            "fit_over_backbone": fit_s / floor,
+            "fit_step_s": fit_s, "backbone_s": floor, "fit_over_backbone": fit_s / floor,
+            "parts_s": {k: v for k, v in fit_parts.items() if k not in ("step", "floor")},
         }  # fmt: skip
     if want("augmentation"):
         report["augmentation"] = augmentation_seconds()
@@ -266,7 +347,11 @@ def main() -> None:
     if "fit_step" in report:
         f = report["fit_step"]
         print(
-            f"fit step (fashion-mnist bayesncl, data+aug+Lightning): {f['fit_step_s'] * 1000:.1f} ms; backbone floor (mean of before/after) {f['backbone_s'] * 1000:.1f} ms; ratio {f['fit_over_backbone']:.3f}"
+            f"fit step (fashion-mnist bayesncl, data+aug+Lightning): {f['fit_step_s'] * 1000:.1f} ms; backbone floor (interleaved) {f['backbone_s'] * 1000:.1f} ms; ratio {f['fit_over_backbone']:.3f}"
+        )
+        print(
+            "  parts (medians): "
+            + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in f["parts_s"].items())
         )
     if a := report.get("augmentation"):
         print(
@@ -283,7 +368,14 @@ def print_metrics(m: dict[str, float]) -> None:
     )
     print(
         f"  parts: class tables one pass {m['class_tables_one_pass_s']:.3f} s (three n x d matmuls {m['class_tables_three_matmuls_s']:.3f} s); "
-        f"Gram F^T F {m['gram_s']:.3f} s; float64 eigvalsh 2048 {m['eigvalsh_f64_s']:.3f} s"
+        f"Gram F^T F {m['gram_s']:.3f} s (dense matmul {m['gram_dense_s']:.3f} s; density {m['density']:.3f}); "
+        f"eigvalsh 2048 float32 {m['eigvalsh_f32_s']:.3f} s, float64 {m['eigvalsh_f64_s']:.3f} s "
+    )
+    print(
+        f"  effective rank {m['effective_rank_f64']:.4f}; error against float64 singular values of F: "
+        f"float32 eigenvalues {m['effective_rank_error_f32_eig']:+.1e} (n = 1000 < d: "
+        f"{m['effective_rank_error_f32_eig_n1000']:+.1e}), float64 eigenvalues "
+        f"{m['effective_rank_error_f64_eig']:+.1e} ({m['effective_rank_error_f64_eig_n1000']:+.1e})"
     )
 
 

@@ -141,3 +141,31 @@ def test_effective_rank_skips_dead_dimensions_exactly():
     h = -(p[p > 0] * p[p > 0].log()).sum()
     assert effective_rank(f).item() == pytest.approx(h.item(), rel=1e-5)
     assert effective_rank(torch.zeros(5, 4)).item() == 0.0
+
+
+@pytest.mark.parametrize("shift", [1.3, -1.0])  # sparse codes, and dense signed features
+def test_gram_matrix_equals_the_full_product(shift):
+    from bayesncl.metrics import gram_matrix
+
+    g = torch.Generator().manual_seed(0)
+    f = torch.randn(500, 96, generator=g) - shift
+    f = torch.relu(f) if shift > 0 else f
+    f[:, 5] = 0.0  # a dead dimension
+    got = gram_matrix(f)
+    assert got.dtype == torch.float32 and torch.equal(got, got.T)
+    torch.testing.assert_close(got.double(), f.double().T @ f.double(), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(gram_matrix(f[:, 10:20].T.T), got[10:20, 10:20])  # a strided view
+
+
+def test_effective_rank_matches_float64_singular_values():
+    from bayesncl.metrics.interpretability import effective_rank_from_gram
+
+    g = torch.Generator().manual_seed(1)
+    f = torch.relu(torch.randn(2000, 128, generator=g) - 0.5)
+    s = torch.linalg.svdvals(f.double())
+    p = s / s.sum()
+    exact = -(p * p.log()).sum()
+    for dtype in (torch.float64, torch.float32):
+        got = effective_rank_from_gram(f.T @ f, dtype=dtype)
+        assert got.dtype == torch.float32  # the value is returned as float32 either way
+        assert abs(float(got) - float(exact)) < 1e-5

@@ -17,6 +17,7 @@ from bayesncl.metrics.interpretability import (
     correlation_from_gram,
     effective_rank_from_gram,
     entropy_from_table,
+    gram_matrix,
     orthogonality_from_correlation,
 )
 
@@ -87,10 +88,10 @@ class InterpretabilityMetrics(Metric):
         if self.spectral:
             live = col_abs > 0  # dimensions silent on this batch add nothing to F^T F
             if bool(live.all()):
-                self.gram += (f.T @ f).double()
+                self.gram += gram_matrix(f).double()
             else:
                 idx = live.nonzero().squeeze(1)
-                self.gram[idx[:, None], idx] += (f[:, idx].T @ f[:, idx]).double()
+                self.gram[idx[:, None], idx] += gram_matrix(f[:, idx]).double()
 
     def compute(self) -> dict[str, Tensor]:
         d = self.col_abs.shape[0]
