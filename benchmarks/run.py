@@ -232,7 +232,11 @@ def metric_seconds(n: int = 10_000, d: int = 2048, classes: int = 10) -> dict[st
         for v in ("sum", "mean", "frequency"):
             loop_semantic_entropy(f, y, v)
 
-    from bayesncl.metrics.interpretability import effective_rank_from_gram, gram_matrix
+    from bayesncl.metrics.interpretability import (
+        _eigenvalues,
+        effective_rank_from_gram,
+        gram_matrix,
+    )
 
     gram = f.T @ f
 
@@ -263,10 +267,43 @@ def metric_seconds(n: int = 10_000, d: int = 2048, classes: int = 10) -> dict[st
         "class_tables_three_matmuls_s": _median_seconds(three_matmuls),
         "gram_dense_s": _median_seconds(lambda: f.T @ f),
         "gram_s": _median_seconds(lambda: gram_matrix(f)),
-        "eigvalsh_f64_s": _median_seconds(lambda: torch.linalg.eigvalsh(gram.double())),
-        "eigvalsh_f32_s": _median_seconds(lambda: torch.linalg.eigvalsh(gram)),
+        "eigvalsh_f64_s": _median_seconds(lambda: _eigenvalues(gram.double())),
+        "eigvalsh_f32_s": _median_seconds(lambda: _eigenvalues(gram)),
         "loop_class_s": _median_seconds(loop, repeats=1),
     }
+
+
+def head_seconds(model: str, repeats: int = 200) -> dict[str, float]:
+    """The head alone (projector, non-negativity, gate, NT-Xent + KL; forward, backward, SGD)
+    on fixed backbone features of ``model``'s width and batch: many short interleaved steps, so
+    the gate's own cost shows without the backbone's noise."""
+    spec = MODELS[model]
+    name, ch, width = spec["backbone"]
+    _, dim = build_backbone(name, "cifar", 2, ch, width or 32)
+    torch.manual_seed(0)
+    h = torch.randn(2 * spec["batch"], dim)
+    idx = torch.arange(spec["batch"]).repeat(2)
+    steps = {}
+    for method in ("cl", "ncl", "bayesncl"):
+        head = NCLHead(dim, *spec["proj"], method)
+        opt = torch.optim.SGD(head.parameters(), lr=0.01)
+
+        def step(head=head, opt=opt) -> None:
+            loss = head.loss(head(h.clone().requires_grad_()), idx).total
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        steps[method] = step
+    times: dict[str, list[float]] = {m: [] for m in steps}
+    for s in steps.values():
+        s()
+    for _ in range(repeats):
+        for m, s in steps.items():
+            t = time.perf_counter()
+            s()
+            times[m].append(time.perf_counter() - t)
+    return {f"{m}_head_s": statistics.median(t) for m, t in times.items()}
 
 
 def _rss_mb(field: str) -> float:
@@ -315,6 +352,10 @@ def main() -> None:
         entry["ncl_over_cl"] = t["ncl"] / t["cl"]
         entry["bayesncl_over_backbone"] = t["bayesncl"] / t["backbone"]
         entry.update({f"{v}_peak_mb": peak_memory_mb(model, v) for v in VARIANTS})
+        heads = head_seconds(model)
+        entry.update(heads)
+        entry["gate_s"] = heads["bayesncl_head_s"] - heads["ncl_head_s"]
+        entry["gate_over_ncl_step"] = entry["gate_s"] / t["ncl"]
         report["models"][model] = entry
     if want("fit") and not args.skip_fit:
         # floor measured right before and after the fit steps, so both see the same machine state
@@ -344,6 +385,11 @@ def main() -> None:
         print(
             f"{model:26} BayesNCL/NCL {e['bayesncl_over_ncl']:.3f}  NCL/CL {e['ncl_over_cl']:.3f}  BayesNCL/backbone {e['bayesncl_over_backbone']:.3f}"
         )
+        print(
+            f"{'':26} head alone: CL {e['cl_head_s'] * 1000:.2f} ms, NCL {e['ncl_head_s'] * 1000:.2f} ms, "
+            f"BayesNCL {e['bayesncl_head_s'] * 1000:.2f} ms; the gate {e['gate_s'] * 1000:.2f} ms "
+            f"= {100 * e['gate_over_ncl_step']:.1f}% of the NCL step"
+        )
     if "fit_step" in report:
         f = report["fit_step"]
         print(
@@ -369,7 +415,7 @@ def print_metrics(m: dict[str, float]) -> None:
     print(
         f"  parts: class tables one pass {m['class_tables_one_pass_s']:.3f} s (three n x d matmuls {m['class_tables_three_matmuls_s']:.3f} s); "
         f"Gram F^T F {m['gram_s']:.3f} s (dense matmul {m['gram_dense_s']:.3f} s; density {m['density']:.3f}); "
-        f"eigvalsh 2048 float32 {m['eigvalsh_f32_s']:.3f} s, float64 {m['eigvalsh_f64_s']:.3f} s "
+        f"eigenvalues 2048 float32 {m['eigvalsh_f32_s']:.3f} s, float64 {m['eigvalsh_f64_s']:.3f} s "
     )
     print(
         f"  effective rank {m['effective_rank_f64']:.4f}; error against float64 singular values of F: "
