@@ -14,8 +14,21 @@ USAGE = """usage: bayesncl {fit,evaluate,reproduce} [options]
 Run `bayesncl COMMAND --help` for the options of a command."""
 
 
+def dashes_to_underscores(args: list[str]) -> list[str]:
+    """``--save-features F`` -> ``--save_features F``: options may be spelled with dashes (the
+    usual CLI style) or underscores (their names in the code and configs). Only the option name
+    of a ``--`` token changes, never a value, also not one given as ``--name=value``."""
+    out = []
+    for a in args:
+        if a.startswith("--") and len(a) > 2:
+            name, eq, value = a[2:].partition("=")
+            a = "--" + name.replace("-", "_") + eq + value
+        out.append(a)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = dashes_to_underscores(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0

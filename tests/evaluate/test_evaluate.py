@@ -37,9 +37,9 @@ def test_evaluate_writes_metrics_features_and_figures(tmp_path, tiny_runs):
     args = [
         "evaluate",
         str(tiny_runs["bayesncl"]),
-        "--out_dir",
+        "--out-dir",  # dashes and underscores are both accepted
         str(out),
-        "--save_features",
+        "--save-features",
         str(npz),
         "--probe_epochs",
         "5",

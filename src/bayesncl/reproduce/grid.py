@@ -465,7 +465,9 @@ def reproduce(
     if n_seeds < 1:
         raise ValueError(f"seeds={n_seeds} must be >= 1")
     root = Path(out or f"results/{preset}")
-    extra = list(extra_fit_args or [])
+    from bayesncl.cli import dashes_to_underscores
+
+    extra = dashes_to_underscores(list(extra_fit_args or []))
     if data_dir:
         extra += ["--data.data_dir", data_dir]
     from bayesncl.reproduce.report import environment

@@ -1,0 +1,17 @@
+from bayesncl.cli import dashes_to_underscores, main
+
+
+def test_option_names_accept_dashes_values_are_untouched():
+    args = ["evaluate", "run-1/last.ckpt", "--save-features", "my-file.npz", "--bn_mode=train",
+            "--out-dir=a-b", "--", "-x", "--extra_fit_args", '["--trainer.max-epochs", "1"]']  # fmt: skip
+    assert dashes_to_underscores(args) == [
+        "evaluate", "run-1/last.ckpt", "--save_features", "my-file.npz", "--bn_mode=train",
+        "--out_dir=a-b", "--", "-x", "--extra_fit_args", '["--trainer.max-epochs", "1"]',
+    ]  # fmt: skip
+
+
+def test_unknown_command_and_help(capsys):
+    assert main(["frobnicate"]) == 2
+    assert "unknown command" in capsys.readouterr().err
+    assert main(["--help"]) == 0
+    assert "reproduce" in capsys.readouterr().out
