@@ -15,3 +15,11 @@ def test_unknown_command_and_help(capsys):
     assert "unknown command" in capsys.readouterr().err
     assert main(["--help"]) == 0
     assert "reproduce" in capsys.readouterr().out
+
+
+def test_fit_called_directly_accepts_dashed_option_names():
+    from bayesncl.train.fit import parse_fit_args
+
+    _, cfg = parse_fit_args(["--config", "configs/digits/cl.yaml", "--trainer.max-epochs", "2",
+                             "--data.batch-size=32"])  # fmt: skip
+    assert cfg.trainer.max_epochs == 2 and cfg.data.batch_size == 32

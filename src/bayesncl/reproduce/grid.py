@@ -175,9 +175,13 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+def row_slug(name: str) -> str:
+    """A row's name as a folder name: ``BayesNCL (STE)`` -> ``BayesNCL__STE_``."""
+    return "".join(ch if ch.isalnum() or ch in "=._-" else "_" for ch in name)
+
+
 def run_dir(out: Path, row: Row, seed: int) -> Path:
-    slug = "".join(ch if ch.isalnum() or ch in "=._-" else "_" for ch in row.name)
-    return out / "runs" / slug / f"seed{seed}"
+    return out / "runs" / row_slug(row.name) / f"seed{seed}"
 
 
 def grid_config(preset: Preset, row: Row, seed: int, out: Path) -> dict[str, Any]:
@@ -326,12 +330,6 @@ def tabulate(
     return "\n".join(md), data
 
 
-def _now() -> str:
-    import datetime as dt
-
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def _run_job(
     row: Row, seed: int, preset: Preset, root: Path, extra: list[str], data_dir: str | None
 ) -> Path:
@@ -465,12 +463,10 @@ def reproduce(
     if n_seeds < 1:
         raise ValueError(f"seeds={n_seeds} must be >= 1")
     root = Path(out or f"results/{preset}")
-    from bayesncl.cli import dashes_to_underscores
-
-    extra = dashes_to_underscores(list(extra_fit_args or []))
+    extra = list(extra_fit_args or [])
     if data_dir:
         extra += ["--data.data_dir", data_dir]
-    from bayesncl.reproduce.report import environment
+    from bayesncl.reproduce.report import environment, utc_now
 
     env = environment()  # the code and versions the runs start with
     env["workers"] = workers
@@ -490,7 +486,7 @@ def reproduce(
         f"cells are mean ± std over seeds.\n\n"
     )
     (root / "results.md").write_text(header + md)
-    env["finished"] = _now()
+    env["finished"] = utc_now()
     (root / "results.json").write_text(
         json.dumps(
             {

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bayesncl.reproduce.grid import TABLES
+from bayesncl.reproduce.grid import TABLES, TUNED, row_slug
 
 START, END = "<!-- generated:start -->", "<!-- generated:end -->"
 
@@ -161,9 +161,6 @@ def _sensitivity(data: dict[str, Any]) -> list[str]:
             "",
         ]
     return lines
-
-
-TUNED = "BayesNCL (tuned)"
 
 
 def _tuning(data: dict[str, Any]) -> list[str]:
@@ -316,18 +313,18 @@ FIGURES = {"top_activated.png": "top-activated test images of the most active di
 
 
 def copy_figures(results_dir: str, data: dict[str, Any], dest: Path, link_from: Path) -> list[str]:
-    """Copy the seed-0 evaluation figures of the main rows to ``dest``; markdown linking them
-    relative to the folder ``link_from``."""
+    """Copy the evaluation figures of the first seed of each main row to ``dest``; markdown
+    linking them relative to the folder ``link_from``."""
     import os
     import shutil
 
     dest.mkdir(parents=True, exist_ok=True)
-    lines = ["### Figures (seed 0 of each row)", ""]
+    lines = ["### Figures (the first seed of each row)", ""]
     for row in FIGURE_ROWS:
         if row not in data["tables"].get("main", {}):
             continue
-        slug = "".join(ch if ch.isalnum() or ch in "=._-" else "_" for ch in row)
-        seed = 1 if row == TUNED else 0
+        slug = row_slug(row)
+        seed = (data["runs"].get(row) or [{}])[0].get("seed", 0)
         for name, caption in FIGURES.items():
             src = Path(results_dir) / "runs" / slug / f"seed{seed}" / "eval" / name
             if not src.is_file():
@@ -362,6 +359,11 @@ def write_report(
     return text
 
 
+def utc_now() -> str:
+    """The time as results.json records it: ``2026-11-22 20:39 UTC``."""
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def environment(commit: str | None = None) -> dict[str, Any]:
     """Versions, commit, machine and start time, stored in results.json by ``bayesncl reproduce``."""
     import platform
@@ -370,9 +372,7 @@ def environment(commit: str | None = None) -> dict[str, Any]:
 
     import torch
 
-    env: dict[str, Any] = {
-        "started": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    }
+    env: dict[str, Any] = {"started": utc_now()}
     for pkg in ("torch", "torchvision", "lightning", "bayesncl"):
         try:
             env[pkg] = version(pkg)

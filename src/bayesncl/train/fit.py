@@ -104,8 +104,12 @@ def fit_parser() -> ArgumentParser:
 
 
 def parse_fit_args(argv: list[str]) -> tuple[ArgumentParser, Namespace]:
+    """Parse ``bayesncl fit`` arguments; option names may use dashes or underscores (also when
+    ``fit`` is called directly, as ``bayesncl reproduce`` does with its extra_fit_args)."""
+    from bayesncl.cli import dashes_to_underscores
+
     parser = fit_parser()
-    return parser, parser.parse_args(argv)
+    return parser, parser.parse_args(dashes_to_underscores(argv))
 
 
 def resolve_ckpt(run_dir: Path, resume: str) -> str | None:
