@@ -155,23 +155,15 @@ def fit_step_seconds(repeats: int) -> dict[str, float]:
     import bayesncl.train.fit as fit_mod
 
     parts = StepParts(floor_step=build("convnet-28px-b256", "backbone"))
-    original = fit_mod.build_trainer
-
-    def with_timer(cfg, run_dir):
-        trainer = original(cfg, run_dir)
-        trainer.callbacks.append(parts.callback)
-        return trainer
-
-    fit_mod.build_trainer = with_timer
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            fit_mod.fit([
+    with tempfile.TemporaryDirectory() as tmp:
+        fit_mod.fit(
+            [
                 "--config", "configs/fashion-mnist/bayesncl.yaml", "--run_dir", tmp,
                 "--trainer.max_steps", str(repeats + 5), "--trainer.limit_val_batches", "0",
                 "--trainer.enable_progress_bar", "false",
-            ])  # fmt: skip
-    finally:
-        fit_mod.build_trainer = original
+            ],
+            callbacks=[parts.callback],
+        )  # fmt: skip
     return parts.medians(skip=5)
 
 

@@ -71,3 +71,10 @@ def write_image_folder(root: Path, classes: list[str], per_class: int = 4, size:
 def write_imagenet100(root: Path, n_classes: int = 3, per_class: int = 4) -> Path:
     wnids = [*imagenet100_classes()[:n_classes], "n99999999"]  # the last is not an IN-100 class
     return write_image_folder(root, wnids, per_class)
+
+
+def truncate_file(path: Path, keep: float = 0.5) -> Path:
+    """Cut ``path`` to the first ``keep`` fraction of its bytes (a download that stopped early)."""
+    raw = path.read_bytes()
+    path.write_bytes(raw[: int(len(raw) * keep)])
+    return path

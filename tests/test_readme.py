@@ -9,5 +9,5 @@ def test_readme_example_runs(capsys):
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
     assert blocks, "no python example in the README"
     exec(compile(blocks[0], "README.md", "exec"), {})
-    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("nce")]
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("nt_xent")]
     assert len(lines) == 3

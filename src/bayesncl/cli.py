@@ -1,58 +1,95 @@
-"""The ``bayesncl`` command: ``fit``, ``evaluate``, ``reproduce``."""
+"""The ``bayesncl`` command. Subcommands are a registry (name -> module, function, summary),
+imported only when run, so ``bayesncl --help`` starts fast."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
-USAGE = """usage: bayesncl {fit,evaluate,reproduce} [options]
+from bayesncl._argv import dashes_to_underscores
+from bayesncl._output import set_verbosity
 
-  fit        pretrain a model from a YAML config (bayesncl fit --config configs/<dataset>/<method>.yaml)
-  evaluate   interpretability and accuracy of a checkpoint (bayesncl evaluate RUN_DIR/checkpoints/last.ckpt)
-  reproduce  the papers' tables on real data (bayesncl reproduce --preset quick)
+#: name -> (module, function taking argv, one-line summary)
+SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "fit": ("bayesncl.train.fit", "fit", "train a model (bayesncl fit --config digits/bayesncl)"),
+    "evaluate": (
+        "bayesncl.evaluate.run",
+        "evaluate_main",
+        "interpretability and accuracy of a checkpoint (bayesncl evaluate RUN_DIR/checkpoints/last.ckpt)",
+    ),
+    "reproduce": (
+        "bayesncl.reproduce.grid",
+        "reproduce_main",
+        "the papers' tables on real data (bayesncl reproduce --preset quick)",
+    ),
+    "configs": ("bayesncl.cli", "configs_main", "list the shipped configs (names for --config)"),
+}
 
-Run `bayesncl COMMAND --help` for the options of a command."""
+
+def usage() -> str:
+    width = max(map(len, SUBCOMMANDS))
+    rows = "\n".join(
+        f"  {name:<{width}}  {summary}" for name, (_, _, summary) in SUBCOMMANDS.items()
+    )
+    return (
+        f"usage: bayesncl [-q | -v] [--version] {{{','.join(SUBCOMMANDS)}}} [options]\n\n{rows}\n\n"
+        "  -q  errors and results only     -v  also Lightning's own messages\n"
+        "Run `bayesncl COMMAND --help` for the options of a command."
+    )
 
 
-def dashes_to_underscores(args: list[str]) -> list[str]:
-    """``--save-features F`` -> ``--save_features F``: options may be spelled with dashes (the
-    usual CLI style) or underscores (their names in the code and configs). Only the option name
-    of a ``--`` token changes, never a value, also not one given as ``--name=value``."""
-    out = []
-    for a in args:
-        if a.startswith("--") and len(a) > 2:
-            name, eq, value = a[2:].partition("=")
-            a = "--" + name.replace("-", "_") + eq + value
-        out.append(a)
-    return out
+def configs_main(argv: list[str]) -> None:
+    """``bayesncl configs [FILTER]``: the shipped configs, one name per line."""
+    from bayesncl.train.recipes import shipped_configs
+
+    pattern = argv[0] if argv else ""
+    for name in shipped_configs():
+        if pattern in name:
+            print(name)
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("bayesncl")
+    except PackageNotFoundError:  # running from a source tree
+        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = dashes_to_underscores(sys.argv[1:] if argv is None else argv)
+    level = 0
+    while argv and argv[0] in ("-q", "--quiet", "-v", "--verbose"):
+        level += -1 if argv.pop(0) in ("-q", "--quiet") else 1
+    for flag, step in (("-q", -1), ("--quiet", -1), ("-v", 1), ("--verbose", 1)):
+        while flag in argv[1:]:  # also after the command
+            argv.remove(flag)
+            level += step
+    set_verbosity(level)
     if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE)
+        print(usage())
+        return 0
+    if argv[0] == "--version":
+        print(f"bayesncl {version()}")
         return 0
     command, rest = argv[0], argv[1:]
+    if command not in SUBCOMMANDS:
+        print(f"bayesncl: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module, function, _ = SUBCOMMANDS[command]
     try:
-        if command == "fit":
-            from bayesncl.train.fit import fit
-
-            fit(rest)
-        elif command == "evaluate":
-            from bayesncl.evaluate.run import evaluate_main
-
-            evaluate_main(rest)
-        elif command == "reproduce":
-            from bayesncl.reproduce.grid import reproduce_main
-
-            reproduce_main(rest)
-        else:
-            print(f"bayesncl: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
-            return 2
+        getattr(importlib.import_module(module), function)(rest)
     except (ValueError, FileNotFoundError, argparse.ArgumentError) as err:
         # configuration and data problems: one clear line, no traceback
         print(f"bayesncl {command}: error: {err}", file=sys.stderr)
         return 2
+    except FloatingPointError as err:
+        # a diverged run: say what went non-finite and what to change
+        print(f"bayesncl {command}: error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -62,9 +62,34 @@ def test_bad_temperature():
 
 
 def test_check_finite_names_the_term():
-    good = LossTerms(torch.tensor(1.0), torch.tensor(1.0), torch.tensor(0.0))
+    good = LossTerms.single("nt_xent", torch.tensor(1.0)).add("kl", torch.tensor(0.0), 0.5)
     check_finite(good)
-    with pytest.raises(FloatingPointError, match="the nce loss is nan"):
-        check_finite(LossTerms(torch.tensor(1.0), torch.tensor(float("nan")), torch.tensor(0.0)))
-    with pytest.raises(FloatingPointError, match="the kl loss is inf"):
-        check_finite(LossTerms(torch.tensor(1.0), torch.tensor(1.0), torch.tensor(float("inf"))))
+    with pytest.raises(FloatingPointError, match=r"nt_xent loss is nan.*temperature"):
+        check_finite(LossTerms.single("nt_xent", torch.tensor(float("nan"))))
+    with pytest.raises(FloatingPointError, match=r"kl loss is inf.*gate\.prior"):
+        check_finite(
+            LossTerms.single("nt_xent", torch.tensor(1.0)).add("kl", torch.tensor(float("inf")))
+        )
+
+
+def test_loss_terms_add_weights_the_total_and_refuses_duplicates():
+    t = LossTerms.single("a", torch.tensor(2.0)).add("b", torch.tensor(3.0), weight=0.5)
+    assert t.total.item() == 3.5 and set(t.terms) == {"a", "b"} and t.terms["b"].item() == 3.0
+    with pytest.raises(ValueError, match="defined twice"):
+        t.add("a", torch.tensor(1.0))
+    with pytest.raises(ValueError, match="defined twice"):
+        t + LossTerms.single("b", torch.tensor(1.0))
+
+
+def test_nt_xent_runs_in_float32_under_autocast():
+    """The docstring's promise: bf16 autocast must not round the logits (design-notes #9)."""
+    torch.manual_seed(0)
+    u = F.normalize(torch.randn(64, 32), dim=1)
+    idx = torch.arange(32).repeat(2)
+    exact = nt_xent(u, idx)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = nt_xent(u.bfloat16(), idx)
+    assert got.dtype == torch.float32
+    # the only difference left is the bf16 rounding of the *inputs*, not of the logits
+    assert got.item() == pytest.approx(nt_xent(u.bfloat16().float(), idx).item(), abs=1e-6)
+    assert got.item() == pytest.approx(exact.item(), abs=2e-2)

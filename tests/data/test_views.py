@@ -51,7 +51,7 @@ def test_multiview_is_deterministic_per_epoch_and_index():
     _, other_epoch, _ = ds[(1, 5)]
     assert not torch.equal(views[0], other_epoch[0])
     with pytest.raises(ValueError, match="num_views"):
-        MultiViewDataset(ds.base, ds.transform, 1)
+        MultiViewDataset(ds.base, ds.transform, 0)
 
 
 def test_rgb_view_transform_shape():
@@ -88,11 +88,6 @@ def test_batch_augment_identity_settings_reproduce_the_image():
     # scale 1 with aspect ratio 1 would be exact; random ratios crop at most a few pixels
     out = aug(images, torch.Generator().manual_seed(0))
     assert (out - images).abs().mean() < 0.2
-
-
-def test_batch_augment_rejects_hue():
-    with pytest.raises(ValueError, match="hue"):
-        BatchAugment(SIMCLR_AUGMENT, 32, (0.5,) * 3, (0.2,) * 3)
 
 
 @pytest.mark.parametrize("subset", [False, True])
@@ -145,18 +140,3 @@ def test_views_in_one_batch_equal_views_one_at_a_time(channels):
     g = torch.Generator().manual_seed(4)
     for got in joined:
         assert torch.equal(got, aug(x, g))  # bit-identical: same draws, per-image ops
-
-
-@pytest.mark.parametrize(("channels", "size", "side"), [(1, 28, 28), (3, 32, 32), (1, 16, 28)])
-def test_separable_crop_equals_the_affine_grid_sample(channels, size, side):
-    from dataclasses import replace
-
-    cfg = GRAYSCALE_AUGMENT if channels == 1 else replace(SIMCLR_AUGMENT, hue=0.0)
-    aug = BatchAugment(cfg, size, (0.5,) * channels, (0.25,) * channels)
-    g = torch.Generator().manual_seed(3)
-    x = torch.rand(64, channels, side, side, generator=g)
-    p = aug.sample(64, channels, g, x.device)
-    assert p["flip"].any() and not p["flip"].all()
-    torch.testing.assert_close(
-        aug.crop_and_flip(x, p), aug.crop_and_flip_grid_sample(x, p), rtol=0, atol=1e-5
-    )

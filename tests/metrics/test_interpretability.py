@@ -17,6 +17,7 @@ from bayesncl.metrics import (
 from bayesncl.metrics.interpretability import class_tables
 from bayesncl.metrics.reference import (
     loop_class_consistency,
+    loop_effective_rank,
     loop_orthogonality,
     loop_semantic_entropy,
 )
@@ -104,12 +105,33 @@ def test_vectorised_equals_loop_on_sparse_features(seed):
     assert orthogonality(f).item() == pytest.approx(loop_orthogonality(f), rel=1e-5)
 
 
-def test_degenerate_inputs_do_not_nan():
+def test_degenerate_inputs():
     f = torch.zeros(6, 4)
     y = torch.tensor([0, 1, 0, 1, 0, 1])
-    assert class_consistency(f, y).item() == 0.0
-    assert semantic_entropy(f, y).item() == 0.0
+    # no active dimension: consistency is undefined, NaN as officially (not 0.0, spec §2.2)
+    assert math.isnan(class_consistency(f, y).item())
+    assert math.isnan(loop_class_consistency(f, y))
+    assert semantic_entropy(f, y).item() == 0.0  # official: 0 when no dimension is kept
     assert orthogonality(f).item() == 0.0
+
+
+def mean_entropy_case():
+    """Issue 11 item 6: 20 samples of 2 classes, f[:, 0] = 1, f[0, 1] = 5e-5. Dimension 1 passes
+    the mass filter (5e-5 > 1e-5) but its class means (5e-5 / 10, 0) sum below 1e-5, so the
+    official code skips it: H_mean = ln 2 (dimension 0 alone), not (ln 2 + 0) / 2 = 0.346574."""
+    y = torch.arange(2).repeat_interleave(10)
+    f = torch.zeros(20, 2)
+    f[:, 0] = 1.0
+    f[0, 1] = 5e-5
+    return f, y
+
+
+def test_entropy_mean_skips_dimensions_with_tiny_class_means():
+    f, y = mean_entropy_case()
+    assert semantic_entropy(f, y, "mean").item() == pytest.approx(0.693147, abs=1e-6)
+    assert loop_semantic_entropy(f, y, "mean") == pytest.approx(0.693147, abs=1e-6)
+    # the sum variant keeps dimension 1 (its mass 5e-5 sums above 1e-5): entropy 0 there
+    assert semantic_entropy(f, y, "sum").item() == pytest.approx(math.log(2) / 2, abs=1e-6)
 
 
 @pytest.mark.parametrize("chunk_rows", [1, 7, 128, 1000])
@@ -141,6 +163,38 @@ def test_effective_rank_skips_dead_dimensions_exactly():
     h = -(p[p > 0] * p[p > 0].log()).sum()
     assert effective_rank(f).item() == pytest.approx(h.item(), rel=1e-5)
     assert effective_rank(torch.zeros(5, 4)).item() == 0.0
+
+
+def test_effective_rank_official_log_eps():
+    f = torch.diag(torch.tensor([3.0, 2.0, 1.0, 0.0]))  # singular values 3, 2, 1, 0
+    p = torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64) / 6
+    exact = float(-(p * p.log()).sum())
+    official = float(-(p * (p + 1e-6).log()).sum())
+    assert effective_rank(f).item() == pytest.approx(exact, rel=1e-6)  # default unchanged
+    got = effective_rank(f, log_eps=1e-6).item()
+    assert got == pytest.approx(official, rel=1e-6)
+    assert got == pytest.approx(loop_effective_rank(f), rel=1e-6)
+    # about 1e-6 per non-zero singular value (3e-6 here; float32 result, hence the tolerance)
+    assert exact - got == pytest.approx(3e-6, rel=0.05)
+    assert effective_rank(f, exponentiate=True, log_eps=1e-6).item() == pytest.approx(
+        math.exp(official), rel=1e-6
+    )
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_features_are_refused(bad):
+    f, y = sparse_features(n=40, d=8, seed=2)
+    f[3, 4] = bad
+    f[9, 6] = bad
+    msg = "features contain 2 non-finite values .*: the model diverged; "
+    for fn in (
+        lambda: class_consistency(f, y),
+        lambda: semantic_entropy(f, y, "sum"),
+        lambda: effective_rank(f),
+        lambda: orthogonality(f),
+    ):
+        with pytest.raises(ValueError, match=msg):
+            fn()
 
 
 @pytest.mark.parametrize("shift", [1.3, -1.0])  # sparse codes, and dense signed features

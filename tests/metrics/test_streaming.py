@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -10,8 +12,9 @@ from bayesncl.metrics import (
     semantic_entropy,
     sparsity,
 )
+from bayesncl.metrics.reference import loop_effective_rank
 
-from .test_interpretability import sparse_features
+from .test_interpretability import mean_entropy_case, sparse_features
 
 
 def test_streaming_equals_one_shot():
@@ -68,3 +71,52 @@ def test_metric_is_synced_across_ranks_by_sum():
     # every state is reduced by summation, so DDP ranks and batches add up exactly
     assert {fn.__name__ for fn in m._reductions.values()} == {"dim_zero_sum"}
     assert torch.all(m.counts == 0)
+
+
+def test_streaming_entropy_mean_skips_dimensions_with_tiny_class_means():
+    f, y = mean_entropy_case()  # official H_mean = ln 2 (issue 11 item 6)
+    metric = InterpretabilityMetrics(2, 2)
+    for chunk_f, chunk_y in zip(f.split(3), y.split(3)):
+        metric.update(chunk_f, chunk_y)
+    assert metric.compute()["entropy_mean"].item() == pytest.approx(0.693147, abs=1e-6)
+    assert interpretability_report(f, y)["entropy_mean"] == pytest.approx(0.693147, abs=1e-6)
+
+
+def test_consistency_without_active_dimension_is_nan():
+    y = torch.tensor([0, 1, 0, 1, 0, 1])
+    report = interpretability_report(torch.zeros(6, 4), y, num_classes=2)
+    assert math.isnan(report["consistency"])  # undefined, not 0.0 (official: NaN)
+    assert report["entropy_sum"] == 0.0 and report["active_dims"] == 0.0
+    metric = InterpretabilityMetrics(4, 2)
+    metric.update(torch.zeros(3, 4), y[:3])  # silent batches first, then an active one
+    assert math.isnan(metric.compute()["consistency"].item())
+    metric.update(torch.eye(4)[:3], y[3:])
+    assert metric.compute()["consistency"].item() == 1.0
+
+
+def test_streaming_rank_log_eps_gives_the_official_value():
+    f, y = sparse_features(n=60, d=12, seed=1)
+    official = interpretability_report(f, y, num_classes=4, rank_log_eps=1e-6)["effective_rank"]
+    assert official == pytest.approx(effective_rank(f, log_eps=1e-6).item(), rel=1e-6)
+    assert official == pytest.approx(loop_effective_rank(f), rel=1e-5)
+    assert interpretability_report(f, y, num_classes=4)["effective_rank"] == pytest.approx(
+        effective_rank(f).item(), rel=1e-6
+    )
+
+
+def test_non_finite_batches_are_refused_before_any_state_changes():
+    f, y = sparse_features(n=40, d=8, seed=2)
+    bad = f.clone()
+    bad[5, 1] = float("nan")
+    msg = "features contain 1 non-finite values .*: the model diverged; "
+    with pytest.raises(ValueError, match=msg):
+        interpretability_report(bad, y, num_classes=4)
+    metric = InterpretabilityMetrics(8, 4)
+    metric.update(f[:20], y[:20])
+    with pytest.raises(ValueError, match=msg):
+        metric.update(bad[:20], y[:20])
+    metric.update(f[20:], y[20:])
+    assert metric.compute()["entropy_sum"].item() == pytest.approx(
+        semantic_entropy(f, y, "sum").item(), rel=1e-6
+    )
+    assert metric.n_rows.item() == 40

@@ -1,5 +1,6 @@
-"""Every shipped config is the recipe it claims to be, and runs end to end on tiny fake data in
-its dataset's real format (a couple of steps on CPU)."""
+"""Every shipped config is the recipe it claims to be and parses into valid typed settings; one
+config per dataset runs end to end on tiny fake data in its dataset's real format (a couple of
+steps on CPU). The method axis is covered by the core's tests (every preset on one head)."""
 
 from pathlib import Path
 
@@ -7,8 +8,10 @@ import pytest
 import yaml
 
 from bayesncl.cli import main
+from bayesncl.core.config import MethodConfig
 from bayesncl.core.presets import PRESETS
-from bayesncl.train.recipes import RECIPES, recipe
+from bayesncl.train.fit import parse_fit_args
+from bayesncl.train.recipes import CONFIG_PRESETS, RECIPES, recipe
 
 from ..fakedata import write_cifar, write_fashion_mnist, write_imagenet100
 
@@ -17,12 +20,39 @@ CONFIGS = sorted((ROOT / "configs").glob("*/*.yaml"))
 
 
 def test_every_dataset_and_method_has_a_config():
-    assert len(CONFIGS) == len(RECIPES) * len(PRESETS)
+    assert len(CONFIGS) == len(RECIPES) * len(CONFIG_PRESETS)
+    assert {"scl", "nscl", "bayesncl"} <= set(CONFIG_PRESETS)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_config_matches_recipe(path):
     assert yaml.safe_load(path.read_text()) == recipe(path.parent.name, path.stem)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_config_parses_into_valid_settings(path):
+    parser, cfg = parse_fit_args(["--config", str(path)])
+    init = parser.instantiate(cfg)
+    method = init.model.method
+    assert isinstance(method, MethodConfig) and method.name == path.stem
+    base = PRESETS[path.stem]
+    assert (method.gate is None) == (base.gate is None)
+    if base.topk_k is not None:  # k = K/8 of the dataset's width
+        assert method.topk_k == init.model.proj_output_dim // 8
+
+
+#: one end-to-end run per dataset, each with another method family
+E2E = {
+    "digits": "nce",  # supervised: one view, step schedule
+    "fashion-mnist": "bayesncl-freq",
+    "cifar10": "bayesncl-gs",
+    "cifar100": "nscl",
+    "imagenet100": "bayesncl-head3",
+}
+
+
+def test_every_dataset_has_an_end_to_end_run():
+    assert set(E2E) == set(RECIPES)
 
 
 def fake_data(dataset: str, root: Path) -> Path:
@@ -35,8 +65,9 @@ def fake_data(dataset: str, root: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
-def test_config_runs_end_to_end(path, tmp_path, monkeypatch):
+@pytest.mark.parametrize("dataset", sorted(E2E))
+def test_config_runs_end_to_end(dataset, tmp_path, monkeypatch):
+    path = ROOT / "configs" / dataset / f"{E2E[dataset]}.yaml"
     cfg = yaml.safe_load(path.read_text())
     dataset = cfg["data"]["dataset"]
     monkeypatch.setattr("bayesncl.data.datasets.FASHION_MNIST_SYSTEM_DIR", tmp_path / "none")
@@ -53,4 +84,5 @@ def test_config_runs_end_to_end(path, tmp_path, monkeypatch):
     assert main(args) == 0
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
-    assert saved["model"]["method"] == path.stem and saved["trainer"]["max_steps"] == 2
+    assert saved["model"]["method"] == cfg["model"]["method"]
+    assert saved["trainer"]["max_steps"] == 2

@@ -24,10 +24,14 @@ TINY = [*TINY_FIT, "--trainer.log_every_n_steps", "1"]
         (["--model.foo", "3"], "model.foo"),
         (["--model.optim.lr", "abc"], "model.optim.lr"),
         (["--model.method", "simclr"], "method='simclr'"),
-        (["--model.method_overrides.prior", "1.5"], "prior (rho)=1.5"),
-        (["--model.method_overrides.gate_temperature", "0"], "temperature=0.0"),
-        (["--model.method_overrides.kl_weight", "-1"], "kl_weight (lambda)=-1.0"),
-        (["--model.method_overrides.topk_k", "999", "--model.method", "ncl-topk"], "topk_k=999"),
+        (["--model.method", "bayesncl", "--model.method.gate.prior", "1.5"], "prior (rho)=1.5"),
+        (["--model.method", "bayesncl", "--model.method.gate.temperature", "0"], "temperature=0.0"),
+        (["--model.method", "bayesncl", "--model.method.gate.kl_weight", "-1"], "(lambda)=-1.0"),
+        (["--model.method", "ncl-topk", "--model.method.topk_k", "999"], "topk_k=999"),
+        (["--model.method.tau", "0"], "method.tau=0"),
+        (["--model.method.objective", "infonce"], "objective='infonce' is not known"),
+        (["--model.method.nonneg", "tanh"], "nonneg='tanh'"),
+        (["--model.method.objective_args", '{"mu": 2}'], "['mu'] are not settings"),
         (["--data.batch_size", "0"], "data.batch_size=0"),
         (["--data.dataset", "mnist"], "dataset='mnist'"),
         (["--trainer.precision", "8-bit"], "trainer.precision='8-bit'"),
@@ -56,7 +60,8 @@ def test_bad_config_fails_before_training_naming_the_key(tmp_path, capsys, args,
 
 def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert ckpt["bayesncl"]["config"]["model"]["method"] == "bayesncl-gs"
+    method = ckpt["bayesncl"]["config"]["model"]["method"]
+    assert (method["name"] if isinstance(method, dict) else method) == "bayesncl-gs"
     return ckpt["state_dict"]
 
 

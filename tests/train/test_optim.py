@@ -81,3 +81,20 @@ def test_scheduler_groups_share_shape_with_own_base():
 def test_bad_optim_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):
         OptimConfig(**kwargs)
+
+
+def test_step_schedule_decays_at_the_given_epochs():
+    cfg = OptimConfig(
+        name="sgd", lr=1.0, warmup_epochs=0, schedule="step", decay_epochs=(2, 3), decay_rate=0.1
+    )
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    sched = make_scheduler(opt, cfg, total_steps=40, steps_per_epoch=10)
+    lrs = []
+    for _ in range(40):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[19] == 1.0 and lrs[20] == pytest.approx(0.1) and lrs[30] == pytest.approx(0.01)
+    with pytest.raises(ValueError, match=r"needs optim\.decay_epochs"):
+        OptimConfig(schedule="step")

@@ -1,8 +1,11 @@
-"""Pure-PyTorch core: non-negativity maps, top-k, Bayesian gates, losses, the representation path.
+"""Pure-PyTorch core: non-negativity maps, top-k, gates, objectives, the representation path.
 
-Nothing here imports Lightning; use it in any training loop.
+Nothing here imports Lightning; use it in any training loop. The extension points are plain
+registries: ``NONNEG_MAPS`` (phi), ``GATES`` (gate classes), ``LOSSES`` (objectives).
 """
 
+from bayesncl.core.config import MethodConfig
+from bayesncl.core.frequency import FrequencyEstimate, FrequencyGate, IPWNTXentObjective
 from bayesncl.core.gates import (
     GATE_MODES,
     BayesianGate,
@@ -14,40 +17,50 @@ from bayesncl.core.gates import (
 )
 from bayesncl.core.losses import LossTerms, check_finite, gather_with_grad, nt_xent
 from bayesncl.core.nonneg import NON_NEGATIVE, NONNEG_MAPS, get_nonneg, rep_relu
-from bayesncl.core.pipeline import (
-    MethodConfig,
-    NCLHead,
-    Representation,
-    make_projector,
-    normalize_rows,
-)
-from bayesncl.core.presets import PRESETS, MethodOverrides, method_preset, resolve_method
+from bayesncl.core.norm import normalize_rows
+from bayesncl.core.objectives import Batch, NTXentObjective, Objective
+from bayesncl.core.pipeline import NCLHead, Representation, make_projector
+from bayesncl.core.presets import PRESETS, from_legacy, method_preset
+from bayesncl.core.registry import GATES, LOSSES
+from bayesncl.core.spectral import SpectralObjective, spectral_loss
+from bayesncl.core.supervised import NCEObjective, nonneg_cross_entropy
 from bayesncl.core.topk import topk_mask
 
 __all__ = [
+    "GATES",
     "GATE_MODES",
+    "LOSSES",
     "NONNEG_MAPS",
     "NON_NEGATIVE",
     "PRESETS",
+    "Batch",
     "BayesianGate",
+    "FrequencyEstimate",
+    "FrequencyGate",
     "GateConfig",
     "GateOutput",
+    "IPWNTXentObjective",
     "LossTerms",
     "MethodConfig",
-    "MethodOverrides",
+    "NCEObjective",
     "NCLHead",
+    "NTXentObjective",
+    "Objective",
     "Representation",
+    "SpectralObjective",
     "bernoulli_kl",
     "check_finite",
+    "from_legacy",
     "gather_with_grad",
     "get_nonneg",
     "make_gate_head",
     "make_projector",
     "method_preset",
+    "nonneg_cross_entropy",
     "normalize_rows",
     "nt_xent",
     "rep_relu",
-    "resolve_method",
     "sample_mask",
+    "spectral_loss",
     "topk_mask",
 ]

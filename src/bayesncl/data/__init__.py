@@ -11,9 +11,12 @@ from bayesncl.data.datasets import (
     DATASETS,
     DatasetNotFoundError,
     DatasetSpec,
+    ImageFolderLoader,
     get_dataset_spec,
     imagenet100_classes,
 )
+from bayesncl.data.errors import DataFileError
+from bayesncl.data.folder import FolderImages
 from bayesncl.data.idx import read_idx, write_idx
 from bayesncl.data.views import EpochSampler, MultiViewDataset
 
@@ -22,9 +25,12 @@ __all__ = [
     "GRAYSCALE_AUGMENT",
     "SIMCLR_AUGMENT",
     "AugmentConfig",
+    "DataFileError",
     "DatasetNotFoundError",
     "DatasetSpec",
     "EpochSampler",
+    "FolderImages",
+    "ImageFolderLoader",
     "MultiViewDataset",
     "eval_transform",
     "get_dataset_spec",

@@ -30,10 +30,8 @@ class MultiViewDataset(Dataset):
     def __init__(
         self, base: Dataset, transform: Callable, num_views: int = 2, seed: int = 0
     ) -> None:
-        if num_views < 2:
-            raise ValueError(
-                f"num_views={num_views} must be >= 2 (contrastive learning needs positives)"
-            )
+        if num_views < 1:
+            raise ValueError(f"num_views={num_views} must be >= 1")
         self.base, self.transform, self.num_views, self.seed = base, transform, num_views, seed
 
     def __len__(self) -> int:
@@ -84,6 +82,13 @@ class EpochSampler(Sampler):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def resume_at(self, epoch: int, batches_done: int) -> None:
+        """Start in ``epoch`` after its first ``batches_done`` batches. The epoch is set here as
+        well as by ``set_epoch``: a loader with workers draws its first indices from the sampler
+        when its iterator is built, which Lightning does before it calls ``set_epoch``."""
+        self.epoch = epoch
+        self.skip = (epoch, batches_done) if batches_done > 0 else None
 
     def __len__(self) -> int:
         return self.num_batches * self.batch_size

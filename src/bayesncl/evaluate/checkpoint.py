@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from bayesncl.core.presets import MethodOverrides
+from bayesncl.core.presets import from_legacy
 from bayesncl.train.optim import OptimConfig
 
 
@@ -35,8 +35,15 @@ def load_pretrained(path: str | Path):
             f"{path} is not a bayesncl pretraining checkpoint (no 'bayesncl' section)"
         )
     hp: dict[str, Any] = dict(ckpt["hyper_parameters"])
-    hp["method_overrides"] = MethodOverrides(**hp.get("method_overrides", {}))
+    run_config = ckpt["bayesncl"].get("config") or {}
+    if isinstance(hp.get("method"), str):  # format 1: preset name + flat method_overrides
+        hp["method"] = from_legacy(hp["method"], hp.pop("method_overrides", None)).to_dict()
+        model_cfg = run_config.get("model", {})
+        if isinstance(model_cfg.get("method"), str):
+            model_cfg.pop("method_overrides", None)
+            model_cfg["method"] = hp["method"]
     hp["optim"] = OptimConfig(**hp.get("optim", {}))
+    hp.pop("init_from", None)  # the weights below replace the fine-tuning start point
     try:
         model = PretrainModule(**hp)
         model.load_state_dict(ckpt["state_dict"], strict=True)
@@ -45,4 +52,4 @@ def load_pretrained(path: str | Path):
             f"{path} does not match the model its settings describe: {err}"
         ) from err
     model.eval()
-    return model, ckpt["bayesncl"].get("config") or {}
+    return model, run_config

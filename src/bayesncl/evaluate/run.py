@@ -113,7 +113,7 @@ def evaluate_checkpoint(
     val = extract(model.encoder, val_loader, bn_mode, soft_gate)
     metrics: dict[str, Any] = {
         "checkpoint": str(ckpt_path),
-        "method": model.hparams.method,
+        "method": model.method.name,
         "dataset": dm.spec.name,
         "bn_mode": bn_mode,
         "soft_gate": soft_gate,
@@ -188,7 +188,7 @@ def evaluate_checkpoint(
     if figures:
         from bayesncl.evaluate import figures as fig
 
-        name = f"{dm.spec.name} / {model.hparams.method}"
+        name = f"{dm.spec.name} / {model.method.name}"
         metrics["figures"] = [
             str(
                 fig.top_activated_grid(
@@ -207,7 +207,7 @@ def evaluate_checkpoint(
             )
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out / "metrics.md").write_text(
-        markdown_table(metrics, f"{dm.spec.name} / {model.hparams.method}")
+        markdown_table(metrics, f"{dm.spec.name} / {model.method.name}")
     )
     return metrics
 

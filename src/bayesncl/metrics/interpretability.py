@@ -17,6 +17,28 @@ from torch import Tensor
 EntropyVariant = Literal["sum", "mean", "frequency"]
 ENTROPY_VARIANTS: tuple[str, ...] = ("sum", "mean", "frequency")
 
+#: The official H_s skips a dimension whose class weights sum below this (spec §2.3).
+MIN_CLASS_TOTAL = 1e-5
+#: The official effective rank's epsilon inside the log, -sum_k p_k ln(p_k + 1e-6) (spec §2.7).
+OFFICIAL_RANK_LOG_EPS = 1e-6
+
+
+def check_finite(features: Tensor) -> None:
+    """Raise ``ValueError`` if F holds NaN or Inf (issue 18 item 5).
+
+    A diverged model would otherwise be scored: a NaN matrix activates nothing, so H_s = 0, the
+    best possible value. One ``isfinite().all()`` pass; counting only happens on failure.
+    """
+    finite = torch.isfinite(features)
+    if not bool(finite.all()):
+        bad = int(finite.numel() - finite.sum())
+        raise ValueError(
+            f"features contain {bad} non-finite values (NaN or Inf) out of {finite.numel()}: "
+            "the model diverged; its interpretability metrics would be meaningless. Check the "
+            "training log for a NaN loss, then retrain (e.g. with a lower learning rate) or "
+            "evaluate an earlier checkpoint"
+        )
+
 
 def _num_classes(labels: Tensor, num_classes: int | None) -> int:
     return int(labels.max().item()) + 1 if num_classes is None else num_classes
@@ -49,8 +71,11 @@ def class_tables(
     Rows are processed ``chunk_rows`` at a time into one reused (rows x 3d) buffer
     [active-after-norm | |F| | active], reduced by a single ``one_hot^T @ buffer`` per chunk: the
     temporaries stay in cache instead of three n x d matrices (4x faster on 10,000 x 2,048 here).
+
+    Raises ``ValueError`` (:func:`check_finite`) if F holds NaN or Inf.
     """
     f = features.detach()
+    check_finite(f)
     if f.dtype != torch.float32:
         f = f.float()
     d = f.shape[1]
@@ -78,11 +103,14 @@ def active_class_counts(
 
 
 def consistency_from_counts(counts: Tensor) -> Tensor:
-    """Mean over dimensions with at least one active sample of max_c counts[k, c] / sum_c counts[k]."""
+    """Mean over dimensions with at least one active sample of max_c counts[k, c] / sum_c counts[k].
+
+    NaN when no dimension has an active sample (an all-zero matrix), as the official code (its
+    mean over no dimension, spec §2.2): 0.0 would score a model that activates nothing."""
     total = counts.sum(1)
     keep = total > 0
     if not keep.any():
-        return counts.new_zeros(())
+        return counts.new_full((), float("nan"))
     return (counts[keep].max(1).values / total[keep]).mean()
 
 
@@ -94,6 +122,7 @@ def class_consistency(
     For each dimension k, among the samples that activate it (|F_hat_ik| > eps after row
     normalisation), the share of its most frequent class; averaged with equal weight over the
     dimensions that at least one sample activates. Dense features give 1/C on balanced data.
+    NaN when no sample activates any dimension (as the official code, spec §2.2).
     """
     return consistency_from_counts(active_class_counts(features, labels, eps, num_classes))
 
@@ -110,6 +139,35 @@ def entropy_from_table(table: Tensor, min_mass: float = 1e-5, min_p: float = 1e-
     return terms.sum(1).mean()
 
 
+def entropy_class_table(
+    mass: Tensor, freq: Tensor, class_n: Tensor, variant: EntropyVariant, eps: float = 1e-5
+) -> Tensor:
+    """The class-weight table of the dimensions H_s keeps, one row per kept dimension (spec §2.3).
+
+    The one rule for the one-shot :func:`semantic_entropy` and the streaming form. Spec §2.3:
+    "Keep dimensions with Σ_i |F_ik| > 1e-5. [...] Per kept dimension k compute a class
+    distribution p, drop entries p_c ≤ 1e-5, H_k = −Σ p_c ln p_c, then average over dimensions
+    (dimensions with total mass < 1e-5 skipped; 0 if none)". So a row is kept when
+    sum_c |F_ck| > ``eps`` and its variant's weights sum to at least ``MIN_CLASS_TOTAL``: for
+    ``mean`` that drops a dimension whose class means mass_c / (n_c + 1e-5) sum below 1e-5 even
+    though its mass passes (e.g. 5e-5 on one sample of a class of 10).
+
+    Args:
+        mass, freq: the (d x C) tables of :func:`class_tables`.
+        class_n: (C,) samples per class.
+    """
+    if variant not in ENTROPY_VARIANTS:
+        raise ValueError(f"entropy variant={variant!r}; use one of: {', '.join(ENTROPY_VARIANTS)}")
+    if variant == "frequency":
+        table = freq
+    elif variant == "mean":
+        table = mass / (class_n.to(mass) + 1e-5)
+    else:
+        table = mass
+    table = table[mass.sum(1) > eps]
+    return table[table.sum(1) >= MIN_CLASS_TOTAL]
+
+
 def semantic_entropy(
     features: Tensor,
     labels: Tensor,
@@ -123,20 +181,14 @@ def semantic_entropy(
     ``sum``: p_c proportional to sum_{i: y_i = c} |F_ik|;
     ``mean``: the same divided by the class size (n_c + 1e-5);
     ``frequency``: p_c proportional to |{i : y_i = c, |F_ik| > eps}|.
-    Lower is better. On balanced data ``sum`` and ``mean`` coincide.
+    A dimension whose class weights sum below 1e-5 is skipped, as officially (the rule is
+    :func:`entropy_class_table`); 0 if none is left. Lower is better. On balanced data ``sum``
+    and ``mean`` coincide. Raises ``ValueError`` if F holds NaN or Inf.
     """
-    if variant not in ENTROPY_VARIANTS:
-        raise ValueError(f"entropy variant={variant!r}; use one of: {', '.join(ENTROPY_VARIANTS)}")
     c = _num_classes(labels, num_classes)
     _, mass, freq = class_tables(features, labels, c, eps)
-    if variant == "frequency":
-        table = freq
-    elif variant == "mean":
-        table = mass / (torch.bincount(labels.long(), minlength=c).to(mass) + 1e-5)
-    else:
-        table = mass
-    # dimensions are selected by their total |F| mass (official); empty distributions are skipped
-    return entropy_from_table(table[mass.sum(1) > eps], min_mass=0.0)
+    class_n = torch.bincount(labels.long(), minlength=c)
+    return entropy_from_table(entropy_class_table(mass, freq, class_n, variant, eps), min_mass=0.0)
 
 
 def sparsity(features: Tensor, eps: float = 1e-5) -> Tensor:
@@ -181,7 +233,9 @@ def gram_matrix(features: Tensor) -> Tensor:
 
 def dimension_correlation(features: Tensor, keep_active: bool = True) -> Tensor:
     """C = F_tilde^T F_tilde with every column scaled to unit L2 norm over samples (NCL paper
-    Fig. 3c: C_ij = E_x f_i f_j / ...). ``keep_active`` drops dimensions with sum |F_ik| = 0."""
+    Fig. 3c: C_ij = E_x f_i f_j / ...). ``keep_active`` drops dimensions with sum |F_ik| = 0.
+    Raises ``ValueError`` if F holds NaN or Inf."""
+    check_finite(features)
     f = features.float()
     if keep_active:
         f = f[:, f.abs().sum(0) > 0]
@@ -226,7 +280,10 @@ def _eigenvalues(sym: Tensor) -> Tensor:
 
 
 def effective_rank_from_gram(
-    gram: Tensor, exponentiate: bool = False, dtype: torch.dtype = torch.float64
+    gram: Tensor,
+    exponentiate: bool = False,
+    dtype: torch.dtype = torch.float64,
+    log_eps: float = 0.0,
 ) -> Tensor:
     """Entropy of the normalised singular values of F, from G = F^T F (s_k = sqrt(eig_k(G))).
 
@@ -236,7 +293,11 @@ def effective_rank_from_gram(
     so the eigendecomposition runs on the others alone. ``dtype`` of the eigendecomposition:
     float64 (default) keeps the null space of a rank-deficient F at zero; float32 is faster but
     lifts it to about 1e-8 lambda_max, which adds entropy (``benchmarks/run.py`` prints both
-    errors against float64 singular values of F)."""
+    errors against float64 singular values of F).
+
+    ``log_eps``: H = -sum_k p_k ln(p_k + log_eps). The default 0 is the exact entropy; the
+    official logger adds ``OFFICIAL_RANK_LOG_EPS`` = 1e-6 inside the log (B
+    ``eval_helpers.py:13-17``), which lowers H by about 1e-4 nats: pass 1e-6 to reproduce it."""
     live = gram.diagonal() > 0
     if not bool(live.all()):
         gram = gram[live][:, live]
@@ -245,10 +306,13 @@ def effective_rank_from_gram(
     eig = _eigenvalues(gram.to(dtype)).clamp_min(0).double()
     s = eig.sqrt()
     p = s / s.sum().clamp_min(1e-30)
-    h = -(p * torch.log(p.clamp_min(1e-30))).sum()
+    log_p = torch.log(p + log_eps) if log_eps > 0 else torch.log(p.clamp_min(1e-30))
+    h = -(p * log_p).sum()
     return (h.exp() if exponentiate else h).float()
 
 
-def effective_rank(features: Tensor, exponentiate: bool = False) -> Tensor:
-    """Spectral entropy of F (see :func:`effective_rank_from_gram`)."""
-    return effective_rank_from_gram(gram_matrix(features), exponentiate)
+def effective_rank(features: Tensor, exponentiate: bool = False, log_eps: float = 0.0) -> Tensor:
+    """Spectral entropy of F (see :func:`effective_rank_from_gram`; ``log_eps=1e-6`` gives the
+    official value). Raises ``ValueError`` if F holds NaN or Inf."""
+    check_finite(features)
+    return effective_rank_from_gram(gram_matrix(features), exponentiate, log_eps=log_eps)

@@ -23,7 +23,8 @@ def loop_class_consistency(features: Tensor, labels: Tensor, eps: float = 1e-5) 
         if hit.numel() == 0:
             continue
         rates.append(torch.bincount(hit).max().item() / hit.numel())
-    return sum(rates) / len(rates) if rates else 0.0
+    # the official mean of an empty list: NaN (spec §2.2)
+    return sum(rates) / len(rates) if rates else math.nan
 
 
 def loop_semantic_entropy(
@@ -45,7 +46,7 @@ def loop_semantic_entropy(
             else:
                 weights.append((col[sel] > eps).sum().item())
         total = sum(weights)
-        if total <= 0:
+        if total < 1e-5:  # official: "dimensions with total mass < 1e-5 skipped" (spec §2.3)
             continue
         h = 0.0
         for w in weights:
@@ -67,3 +68,11 @@ def loop_orthogonality(features: Tensor) -> float:
             if i != j:
                 total += abs(float(cols[i] @ cols[j]))
     return total / (d * (d - 1))
+
+
+def loop_effective_rank(features: Tensor, log_eps: float = 1e-6) -> float:
+    """Official spectral entropy (spec §2.7): p = s / sum(s) over the singular values of F,
+    H = -sum_k p_k ln(p_k + 1e-6)."""
+    s = torch.linalg.svdvals(features.double())
+    p = s / s.sum()
+    return float(-(p * torch.log(p + log_eps)).sum())

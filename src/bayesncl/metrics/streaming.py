@@ -12,10 +12,12 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from bayesncl.metrics.interpretability import (
+    ENTROPY_VARIANTS,
     class_tables,
     consistency_from_counts,
     correlation_from_gram,
     effective_rank_from_gram,
+    entropy_class_table,
     entropy_from_table,
     gram_matrix,
     orthogonality_from_correlation,
@@ -31,6 +33,10 @@ class InterpretabilityMetrics(Metric):
         eps: activation threshold of consistency and entropy (1e-5, spec §2.2-2.3).
         sparsity_eps: threshold of sparsity (1e-5; NCL's offline script used 1e-2).
         spectral: also accumulate the d x d Gram matrix for orthogonality and effective rank.
+        rank_log_eps: epsilon inside the log of the effective rank (0: exact entropy; 1e-6: the
+            official value, see :func:`~bayesncl.metrics.interpretability.effective_rank_from_gram`).
+
+    ``consistency`` is NaN when no dimension was ever active, as in the official code.
     """
 
     full_state_update = False
@@ -43,8 +49,10 @@ class InterpretabilityMetrics(Metric):
         eps: float = 1e-5,
         sparsity_eps: float = 1e-5,
         spectral: bool = True,
+        rank_log_eps: float = 0.0,
     ) -> None:
         super().__init__()
+        self.rank_log_eps = rank_log_eps
         self.num_classes, self.eps, self.sparsity_eps, self.spectral = (
             num_classes,
             eps,
@@ -66,6 +74,8 @@ class InterpretabilityMetrics(Metric):
             self.add_state("gram", torch.zeros((d, d), dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, features: Tensor, labels: Tensor) -> None:
+        """Add a batch. Raises ``ValueError`` if it holds NaN or Inf (a diverged model), before
+        any state changes: the check is the first step of ``class_tables``."""
         f = features.detach().float()
         labels = labels.long()
         counts, mass, freq = class_tables(f, labels, self.num_classes, self.eps)
@@ -96,15 +106,16 @@ class InterpretabilityMetrics(Metric):
     def compute(self) -> dict[str, Tensor]:
         d = self.col_abs.shape[0]
         entries = self.n_rows * d
-        keep_ent = self.col_abs > self.eps
         active = self.col_abs > 0
+        entropy = {
+            f"entropy_{v}": entropy_from_table(
+                entropy_class_table(self.mass, self.freq, self.class_n, v, self.eps), min_mass=0.0
+            )
+            for v in ENTROPY_VARIANTS
+        }
         out = {
             "consistency": consistency_from_counts(self.counts),
-            "entropy_sum": entropy_from_table(self.mass[keep_ent], min_mass=0.0),
-            "entropy_mean": entropy_from_table(
-                (self.mass / (self.class_n + 1e-5))[keep_ent], min_mass=0.0
-            ),
-            "entropy_frequency": entropy_from_table(self.freq[keep_ent], min_mass=0.0),
+            **entropy,
             "sparsity": self.n_small / entries,
             "active_fraction": 1 - self.n_small / entries,
             "active_dims": active.sum().double(),
@@ -119,14 +130,15 @@ class InterpretabilityMetrics(Metric):
             corr = correlation_from_gram(gram)
             out["orthogonality"] = orthogonality_from_correlation(corr)
             out["orthogonality_official"] = orthogonality_from_correlation(corr, official=True)
-            out["effective_rank"] = effective_rank_from_gram(gram)
+            out["effective_rank"] = effective_rank_from_gram(gram, log_eps=self.rank_log_eps)
         return {k: v.float() for k, v in out.items()}
 
 
 def interpretability_report(
     features: Tensor, labels: Tensor, num_classes: int | None = None, **kwargs: float | bool
 ) -> dict[str, float]:
-    """Every streaming metric on the whole matrix at once, as plain floats."""
+    """Every streaming metric on the whole matrix at once, as plain floats (``consistency`` NaN
+    when nothing is active). Raises ``ValueError`` if ``features`` hold NaN or Inf."""
     c = int(labels.max().item()) + 1 if num_classes is None else num_classes
     metric = InterpretabilityMetrics(features.shape[1], c, **kwargs)  # type: ignore[arg-type]
     metric.update(features, labels)

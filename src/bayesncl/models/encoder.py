@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from bayesncl.core.pipeline import MethodConfig, NCLHead, Representation
+from bayesncl.core.config import MethodConfig
+from bayesncl.core.pipeline import NCLHead, Representation
 
 
 class Encoder(nn.Module):
@@ -16,11 +17,12 @@ class Encoder(nn.Module):
         method: MethodConfig,
         proj_hidden_dim: int = 2048,
         proj_output_dim: int = 256,
+        num_classes: int | None = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone
         self.feature_dim = feature_dim
-        self.head = NCLHead(feature_dim, proj_hidden_dim, proj_output_dim, method)
+        self.head = NCLHead(feature_dim, proj_hidden_dim, proj_output_dim, method, num_classes)
 
     def represent(self, x: Tensor, *, soft_gate: bool = False) -> Representation:
         """x -> h -> z -> phi -> top-k -> normalise -> gate -> normalise (all intermediates)."""

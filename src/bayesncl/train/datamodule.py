@@ -44,7 +44,7 @@ class SSLDataModule(pl.LightningDataModule):
             ``imagefolder``.
         data_dir: where the dataset lives (see ``bayesncl.data.datasets``).
         batch_size: images per process per step (each gives ``num_views`` views).
-        num_views: views per image (>= 2).
+        num_views: views per image (contrastive objectives need >= 2; supervised ones take 1).
         num_workers: loader processes (0 = in the main process).
         augment: changes to the dataset's default view augmentation.
         image_size: crop size (default: the dataset's native size).
@@ -55,6 +55,8 @@ class SSLDataModule(pl.LightningDataModule):
         augment_on: ``sample`` (torchvision per image, in the loader workers: the official path),
             ``batch`` (whole batch at once on the model's device, :mod:`bayesncl.data.batch_augment`;
             no hue jitter) or ``auto`` (batch for the grayscale datasets, sample otherwise).
+        skip_corrupt: image folders: skip unreadable images (each reported on stderr) instead of
+            stopping with an error naming the file.
     """
 
     def __init__(
@@ -73,15 +75,21 @@ class SSLDataModule(pl.LightningDataModule):
         download: bool = False,
         seed: int = 0,
         augment_on: Literal["auto", "sample", "batch"] = "auto",
+        skip_corrupt: bool = False,
     ) -> None:
         super().__init__()
-        self.spec = get_dataset_spec(dataset)
+        self.spec = get_dataset_spec(dataset).configured(num_classes, skip_corrupt)
         if batch_size < 1:
             raise ValueError(f"data.batch_size={batch_size} must be >= 1")
-        if num_views < 2:
-            raise ValueError(f"data.num_views={num_views} must be >= 2")
+        if num_views < 1:
+            raise ValueError(f"data.num_views={num_views} must be >= 1")
         if num_workers < 0:
             raise ValueError(f"data.num_workers={num_workers} must be >= 0")
+        if image_size is not None and image_size < 1:
+            raise ValueError(f"data.image_size={image_size} must be >= 1 (or unset: native size)")
+        for key, n in (("train_subset", train_subset), ("val_subset", val_subset)):
+            if n is not None and n < 1:
+                raise ValueError(f"data.{key}={n} must be >= 1 (or unset: the whole split)")
         if self.spec.num_classes == 0 and not num_classes:
             raise ValueError("data.num_classes must be set for dataset=imagefolder")
         self.data_dir = Path(data_dir)
@@ -112,6 +120,8 @@ class SSLDataModule(pl.LightningDataModule):
         self._train: Dataset | None = None
         self._resume_from: dict[str, int] | None = None
         self._val: Dataset | None = None
+        # (epoch, training batches of it done): counted, saved in checkpoints, restored
+        self._position: tuple[int, int] = (0, 0)
 
     def load(self, train: bool) -> Dataset:
         """The raw split (images, labels) with no transform."""
@@ -148,26 +158,53 @@ class SSLDataModule(pl.LightningDataModule):
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
         sampler = EpochSampler(len(self._train), self.batch_size, self.seed, rank, world)  # type: ignore[arg-type]
         if self._resume_from is not None:
-            # resumed mid-epoch: skip the batches of that epoch that were already trained on
-            epoch, step = self._resume_from["epoch"], self._resume_from["global_step"]
-            done = step * self._resume_from.get("accumulate", 1) - epoch * sampler.num_batches
-            if 0 < done < sampler.num_batches:
-                sampler.skip = (epoch, done)
+            epoch, done = self.resume_position(self._resume_from, sampler.num_batches)
+            # Set now, not only in Lightning's set_epoch: with loader workers the first iterator
+            # is built (and prefetches from the sampler) before set_epoch is called, and a run
+            # resumed in epoch >= 1 keeps that iterator for its first epoch.
+            sampler.resume_at(epoch, done)
+            self._position = (epoch, done)
         return self._loader(self._train, self.batch_size, sampler)  # type: ignore[arg-type]
+
+    @staticmethod
+    def resume_position(state: dict[str, int], sampler_batches: int) -> tuple[int, int]:
+        """(epoch, batches of it already trained on) where a resumed run starts.
+
+        The state holds the epoch and the batches of it done when the checkpoint was written,
+        and the epoch's length then (``trainer.num_training_batches``, which
+        ``limit_train_batches`` shortens): a finished epoch resumes at the next one. States of
+        checkpoints from before this was stored hold only ``global_step`` and are derived from it
+        (exact only with full epochs).
+        """
+        epoch = int(state.get("epoch", 0))
+        if "batches_done" in state:
+            done, length = int(state["batches_done"]), int(state["epoch_batches"])
+        else:
+            done = int(state["global_step"]) * int(state.get("accumulate", 1))
+            done, length = done - epoch * sampler_batches, sampler_batches
+        if done >= length:
+            return epoch + 1, 0
+        return epoch, max(done, 0)
 
     def val_dataloader(self) -> DataLoader:
         self.setup()
         return self._loader(self._val, self.val_batch_size)  # type: ignore[arg-type]
 
     def state_dict(self) -> dict[str, int]:
-        """Saved in every checkpoint: where in the data stream training stands."""
+        """Saved in every checkpoint: where in the data stream training stands (the epoch, the
+        training batches of it done, counted as they arrive, and the epoch's length)."""
         t = self.trainer
         if t is None:
             return {}
+        epoch, done = self._position
+        if epoch != t.current_epoch:  # saved before the first batch of a new epoch
+            epoch, done = t.current_epoch, 0
+        length = t.num_training_batches
         return {
-            "epoch": t.current_epoch,
+            "epoch": epoch,
+            "batches_done": done,
+            "epoch_batches": int(length) if length != float("inf") else 2**62,
             "global_step": t.global_step,
-            "accumulate": t.accumulate_grad_batches,
         }
 
     def load_state_dict(self, state: dict[str, int]) -> None:
@@ -175,8 +212,14 @@ class SSLDataModule(pl.LightningDataModule):
         self._resume_from = dict(state) if state else None
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Batch augmentation, on the device: (index, images, label) -> (index, views, label)."""
-        if self.batch_augment is None or self.trainer is None or not self.trainer.training:
+        """Counts training batches (the resume position) and, on the batch path, makes the views
+        on the device: (index, images, label) -> (index, views, label)."""
+        if self.trainer is None or not self.trainer.training:
+            return batch
+        epoch, done = self._position
+        current = self.trainer.current_epoch
+        self._position = (current, done + 1) if epoch == current else (current, 1)
+        if self.batch_augment is None:
             return batch
         idx, images, labels = batch
         return idx, self.make_views(images, self.trainer.global_step), labels

@@ -4,12 +4,19 @@ The config has five sections: ``seed``, ``run_dir``, ``resume``, ``model`` (Pret
 ``data`` (SSLDataModule) and ``trainer`` (:class:`TrainerConfig`). Unknown keys and wrong types
 are errors (jsonargparse). The resolved config is written to RUN_DIR/config.yaml and stored in
 every checkpoint. ``resume: auto`` continues from RUN_DIR/checkpoints/last.ckpt when it exists,
-so rerunning the same command after a kill continues the run.
+so rerunning the same command after a kill continues the run, bit for bit.
+
+Reliability (see :mod:`bayesncl.train.checkpointing` and :mod:`bayesncl.train.rundir`): the run
+directory is checked writable and locked at start-up; a rerun with other settings is refused
+(``--resume force`` continues on purpose); checkpoints are written atomically next to their
+target, the previous one is kept and used when the newest does not load, and they are always
+loaded weights-only; logs/metrics.csv continues over resumed segments.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +24,29 @@ from typing import Any
 import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
+from bayesncl._argv import dashes_to_underscores
+from bayesncl._output import configure, interactive, verbosity
+from bayesncl.train.checkpointing import (
+    LAST,
+    AtomicCheckpointIO,
+    LastCheckpoint,
+    prev_path,
+    remove_checkpoints,
+    remove_stale_temp_files,
+    select_checkpoint,
+)
+from bayesncl.train.csvlog import RunCSVLogger
 from bayesncl.train.datamodule import SSLDataModule
+from bayesncl.train.method_args import expand_method_args, method_dict
 from bayesncl.train.module import PretrainModule
+from bayesncl.train.progress import EpochLine
+from bayesncl.train.rundir import (
+    RunDirLock,
+    check_same_settings,
+    is_global_zero_process,
+    prepare_run_dir,
+    write_text_atomic,
+)
 
 
 @dataclass(frozen=True)
@@ -72,13 +100,15 @@ class TrainerConfig:
 def fit_parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="bayesncl fit",
-        description="Pretrain a model (NCL / BayesNCL / CL).",
+        description="Train a model: any method preset (CL, NCL, BayesNCL and its ablations, "
+        "SCL / non-negative SCL, supervised CE / NCE) on any dataset of the registry.",
         exit_on_error=False,
     )
     p.add_argument(
         "--config",
         action=ActionConfigFile,
-        help="YAML config file (configs/<dataset>/<method>.yaml)",
+        help="a YAML config file, or a shipped config by name, e.g. digits/bayesncl "
+        "(`bayesncl configs` lists them)",
     )
     p.add_argument(
         "--seed", type=int, default=0, help="seed of initialisation, shuffling, augmentation"
@@ -90,7 +120,9 @@ def fit_parser() -> ArgumentParser:
         "--resume",
         type=str,
         default="auto",
-        help="auto (continue RUN_DIR's last.ckpt if any), never, or a path",
+        help="auto (continue RUN_DIR's last.ckpt if any, with the same settings), force (continue "
+        "it although settings changed), never (start over: RUN_DIR's checkpoints are deleted), "
+        "or a checkpoint path",
     )
     p.add_class_arguments(
         PretrainModule,
@@ -106,46 +138,8 @@ def fit_parser() -> ArgumentParser:
 def parse_fit_args(argv: list[str]) -> tuple[ArgumentParser, Namespace]:
     """Parse ``bayesncl fit`` arguments; option names may use dashes or underscores (also when
     ``fit`` is called directly, as ``bayesncl reproduce`` does with its extra_fit_args)."""
-    from bayesncl.cli import dashes_to_underscores
-
     parser = fit_parser()
-    return parser, parser.parse_args(dashes_to_underscores(argv))
-
-
-def resolve_ckpt(run_dir: Path, resume: str) -> str | None:
-    if resume == "never":
-        return None
-    if resume == "auto":
-        last = run_dir / "checkpoints" / "last.ckpt"
-        return str(last) if last.is_file() else None
-    if not Path(resume).is_file():
-        raise FileNotFoundError(f"resume={resume!r}: no such checkpoint")
-    return resume
-
-
-def last_checkpoint(dirpath: str, every_n_steps: int | None):
-    """One checkpoint file, ``last.ckpt``, rewritten at the end of every epoch and, if
-    ``every_n_steps`` is set, every that many steps too (Lightning's ModelCheckpoint does one or
-    the other; two instances would write last.ckpt and last-v1.ckpt)."""
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
-    class LastCheckpoint(ModelCheckpoint):
-        def on_train_epoch_end(self, trainer, pl_module) -> None:
-            super().on_train_epoch_end(trainer, pl_module)
-            if every_n_steps and not self._should_skip_saving_checkpoint(trainer):
-                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-
-    if every_n_steps:
-        return LastCheckpoint(
-            dirpath=dirpath, save_last=True, save_top_k=0, every_n_train_steps=every_n_steps
-        )
-    return LastCheckpoint(
-        dirpath=dirpath,
-        save_last=True,
-        save_top_k=0,
-        every_n_epochs=1,
-        save_on_train_epoch_end=True,
-    )
+    return parser, parser.parse_args(expand_method_args(dashes_to_underscores(argv)))
 
 
 def resolved_init(run_config: dict[str, Any]) -> Namespace:
@@ -154,12 +148,14 @@ def resolved_init(run_config: dict[str, Any]) -> Namespace:
     return parser.instantiate(parser.parse_object(run_config))
 
 
-def build_trainer(cfg: TrainerConfig, run_dir: Path):
+def build_trainer(cfg: TrainerConfig, run_dir: Path, callbacks: Sequence[Any] = ()):
+    """The Trainer of a run: metrics.csv (continued on resume) and TensorBoard logs, last.ckpt
+    written atomically by :class:`AtomicCheckpointIO`, the learning rates, and ``callbacks``."""
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import LearningRateMonitor
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from lightning.pytorch.loggers import TensorBoardLogger
 
-    loggers: list[Any] = [CSVLogger(str(run_dir), name="", version="logs")]
+    loggers: list[Any] = [RunCSVLogger(run_dir / "logs")]
     try:
         import tensorboard  # noqa: F401
 
@@ -168,19 +164,26 @@ def build_trainer(cfg: TrainerConfig, run_dir: Path):
         )
     except ImportError:
         pass
-    every = cfg.checkpoint_every_n_steps
-    callbacks: list[Any] = [
-        last_checkpoint(str(run_dir / "checkpoints"), every),
+    all_callbacks: list[Any] = [
+        LastCheckpoint(run_dir / "checkpoints", cfg.checkpoint_every_n_steps),
         LearningRateMonitor(logging_interval="step"),
+        *callbacks,
     ]
     kwargs = {
         k: v for k, v in cfg.__dict__.items() if k != "checkpoint_every_n_steps" and v is not None
     }
+    # one progress display: the bar in a terminal, a line per epoch otherwise, nothing with -q
+    show = cfg.enable_progress_bar and verbosity() >= 0
+    kwargs["enable_progress_bar"] = show and interactive()
+    if show and not interactive():
+        all_callbacks.append(EpochLine(str(run_dir)))
     trainer = pl.Trainer(
         default_root_dir=str(run_dir),
         logger=loggers,
-        callbacks=callbacks,
+        callbacks=all_callbacks,
+        plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False,  # EpochSampler shards by rank itself
+        enable_model_summary=verbosity() > 0,
         **kwargs,
     )
     if (
@@ -195,13 +198,74 @@ def build_trainer(cfg: TrainerConfig, run_dir: Path):
     return trainer
 
 
-def fit(argv: list[str] | None = None) -> Path:
-    """Run ``bayesncl fit`` with command-line style arguments; returns the run directory."""
+def _resolve(parser: ArgumentParser, config: dict[str, Any]) -> dict[str, Any]:
+    """A stored run config as today's parser resolves it (defaults filled in, old method format
+    converted), for comparing with a new one."""
+    config = dict(config)
+    model = dict(config.get("model") or {})
+    if isinstance(model.get("method"), str):
+        model["method"] = method_dict(model["method"], model.pop("method_overrides", None))
+        config["model"] = model
+    return yaml.safe_load(parser.dump(parser.parse_object(config), skip_none=False))
+
+
+def check_resume_value(resume: str) -> None:
+    """``--resume`` is auto, force, never or an existing checkpoint file."""
+    if resume not in ("auto", "force", "never") and not Path(resume).is_file():
+        raise FileNotFoundError(
+            f"resume={resume!r}: no such checkpoint (use auto, force, never or a checkpoint path)"
+        )
+
+
+def start_run(
+    run_dir: Path,
+    resume: str,
+    model: Any,
+    trainer: Any,
+    dumped: str,
+    normalize: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> str | None:
+    """What happens between the checks of the config and training, with RUN_DIR locked: the
+    settings compared with the stored config.yaml (before it is rewritten), the checkpoint
+    chosen, read and checked, config.yaml written and metrics.csv continued or restarted.
+    Returns the checkpoint to resume from. Processes of ranks > 0 only choose the checkpoint."""
+    io = trainer.strategy.checkpoint_io
+    assert isinstance(io, AtomicCheckpointIO)
+    rank0 = is_global_zero_process()
+    if rank0:
+        remove_stale_temp_files(run_dir)
+        last = run_dir / "checkpoints" / LAST
+        if resume == "never":
+            removed = remove_checkpoints(run_dir)
+            if removed:
+                names = ", ".join(p.name for p in removed)
+                print(
+                    f"bayesncl fit: --resume never: starting {run_dir} over, removed its "
+                    f"checkpoints ({names})",
+                    file=sys.stderr,
+                )
+        elif resume not in ("auto", "force") or last.exists() or prev_path(last).exists():
+            check_same_settings(run_dir, yaml.safe_load(dumped), resume, normalize)
+    chosen = select_checkpoint(run_dir, resume, model.state_dict(), io)
+    if rank0:
+        write_text_atomic(run_dir / "config.yaml", dumped)
+        for logger in trainer.loggers:
+            if isinstance(logger, RunCSVLogger):
+                logger.begin(None if chosen is None else chosen[1])
+    return None if chosen is None else str(chosen[0])
+
+
+def fit(argv: list[str] | None = None, callbacks: Sequence[Any] = ()) -> Path:
+    """Run ``bayesncl fit`` with command-line style arguments; returns the run directory.
+
+    ``callbacks``: extra Lightning callbacks (observers such as the benchmarks' step timer).
+    """
     import lightning.pytorch as pl
 
+    configure()
     parser, cfg = parse_fit_args(sys.argv[2:] if argv is None else argv)
     run_dir = Path(cfg.run_dir)
-    ckpt = resolve_ckpt(run_dir, cfg.resume)
+    check_resume_value(cfg.resume)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     init = parser.instantiate(cfg)
     trainer_cfg: TrainerConfig = init.trainer
@@ -212,11 +276,24 @@ def fit(argv: list[str] | None = None) -> Path:
         num_classes=data.num_classes,
         seed=cfg.seed,
     )
-    trainer = build_trainer(trainer_cfg, run_dir)
+    objective = model.encoder.head.objective
+    if data.num_views < objective.min_views:
+        raise ValueError(
+            f"data.num_views={data.num_views}, but objective {model.method.objective!r} needs "
+            f">= {objective.min_views} views per image (its positives): set data.num_views"
+        )
+    trainer = build_trainer(trainer_cfg, run_dir, callbacks)
     model.hparams.batch_size_for_scaling = data.batch_size * trainer.world_size
-    run_dir.mkdir(parents=True, exist_ok=True)
     dumped = parser.dump(cfg, skip_none=False)
-    (run_dir / "config.yaml").write_text(dumped)
     model.run_config = yaml.safe_load(dumped)
-    trainer.fit(model, datamodule=data, ckpt_path=ckpt)
+    prepare_run_dir(run_dir)
+    lock = RunDirLock(run_dir).acquire() if is_global_zero_process() else None
+    try:
+        ckpt = start_run(
+            run_dir, cfg.resume, model, trainer, dumped, lambda old: _resolve(parser, old)
+        )
+        trainer.fit(model, datamodule=data, ckpt_path=ckpt)
+    finally:
+        if lock is not None:
+            lock.release()
     return run_dir

@@ -8,7 +8,9 @@ the interpretability metrics of the representation over the whole validation set
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -17,20 +19,26 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from bayesncl.core.config import MethodConfig
 from bayesncl.core.losses import check_finite
-from bayesncl.core.presets import MethodOverrides, resolve_method
+from bayesncl.core.objectives import Batch
+from bayesncl.core.presets import PRESETS, method_preset
 from bayesncl.metrics.streaming import InterpretabilityMetrics
 from bayesncl.models.backbones import Stem, build_backbone
 from bayesncl.models.encoder import Encoder
 from bayesncl.train.optim import OptimConfig, make_optimizer, make_scheduler, param_groups
 
+#: 2: ``hyper_parameters.method`` is a ``MethodConfig.to_dict()``; 1: a preset name plus flat
+#: ``method_overrides`` (read by ``bayesncl.core.presets.from_legacy``)
+CHECKPOINT_FORMAT = 2
+
 
 class PretrainModule(pl.LightningModule):
-    """Self-supervised pretraining of one method preset (``cl``, ``ncl``, ``bayesncl``, ...).
+    """Pretraining of one method: a :class:`MethodConfig` of the core's representation path.
 
     Args:
-        method: preset name (``bayesncl.core.presets.PRESETS``).
-        method_overrides: typed changes to the preset (rho, lambda, T, head depth, ...).
+        method: the method config (nested: nonneg, topk_k, gate, objective, tau); a preset name
+            (``bayesncl.core.presets.PRESETS``) or a ``to_dict()`` dict are accepted too.
         backbone: ``resnet18``, ``resnet50`` or ``convnet``.
         stem: ResNet stem, ``cifar`` (3x3, stride 1, no max-pool) or ``imagenet``.
         cifar_stem_padding: padding of the CIFAR stem conv (official 2).
@@ -42,14 +50,19 @@ class PretrainModule(pl.LightningModule):
         batch_size_for_scaling: total batch (per process x processes) for the linear lr rule;
             filled in by ``bayesncl fit``.
         channels_last: NHWC memory format (faster convolutions on recent GPUs).
-        finite_check_every: check the loss for NaN/Inf every this many steps (one host sync).
+        compile: ``torch.compile`` the backbone's and the head's forward (in place, so
+            checkpoint keys are unchanged); the first steps pay the compile time.
+        finite_check_every: every this many steps, stop if any input, representation, loss term or
+            gradient was NaN/Inf since the last check (one host sync; the flags are gathered on
+            the device every step). Always checked before a checkpoint is written.
         seed: seed of the per-step randomness (Gumbel/logistic gate noise).
+        init_from: a ``bayesncl fit`` checkpoint whose backbone weights start this run
+            (fine-tuning, e.g. supervised NCE from an NCL checkpoint; loaded weights-only).
     """
 
     def __init__(
         self,
-        method: str = "bayesncl",
-        method_overrides: MethodOverrides = MethodOverrides(),
+        method: MethodConfig = PRESETS["bayesncl"],
         backbone: str = "resnet18",
         stem: Stem = "cifar",
         cifar_stem_padding: int = 2,
@@ -62,16 +75,20 @@ class PretrainModule(pl.LightningModule):
         optim: OptimConfig = OptimConfig(),
         batch_size_for_scaling: int = 256,
         channels_last: bool = False,
+        compile: bool = False,
         finite_check_every: int = 50,
         seed: int = 0,
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
-        method_cfg = resolve_method(method, method_overrides)
+        if isinstance(method, str):
+            method = method_preset(method)
+        elif isinstance(method, Mapping):
+            method = MethodConfig.from_dict(method)
+        self.method = method
         self.optim_cfg = optim
-        hp: dict[str, Any] = {
-            k: v for k, v in locals().items() if k not in ("self", "__class__", "method_cfg")
-        }
-        hp["method_overrides"] = asdict(method_overrides)
+        hp: dict[str, Any] = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        hp["method"] = method.to_dict()
         hp["optim"] = asdict(self.optim_cfg)
         self.save_hyperparameters(hp)
         if finite_check_every < 0:
@@ -79,17 +96,50 @@ class PretrainModule(pl.LightningModule):
         net, dim = build_backbone(
             backbone, stem, cifar_stem_padding, in_channels, backbone_width, backbone_norm
         )
-        self.encoder = Encoder(net, dim, method_cfg, proj_hidden_dim, proj_output_dim)
+        self.encoder = Encoder(net, dim, method, proj_hidden_dim, proj_output_dim, num_classes)
         self.classifier = nn.Linear(dim, num_classes)
         if channels_last:
             self.encoder.backbone.to(memory_format=torch.channels_last)
+        if compile:
+            self.encoder.backbone.compile()
+            self.encoder.head.compile()
         self.val_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_acc5 = MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro")
-        self.val_interp = InterpretabilityMetrics(proj_output_dim, num_classes)
+        self.val_interp = InterpretabilityMetrics(self.encoder.head.out_dim, num_classes)
+        # objectives that classify (supervised CE/NCE) are scored on their own predictions too
+        self.val_objective_acc1 = (
+            MulticlassAccuracy(num_classes, top_k=1, average="micro")
+            if hasattr(self.encoder.head.objective, "logits")
+            else None
+        )
+        if init_from:
+            self.init_backbone_from(init_from)
         self.run_config: dict[str, Any] | None = None
         self._epoch_keys: list[str] = []
         self._epoch_sums: Tensor | None = None
         self._epoch_steps = 0
+        # non-finite flags since the last check: input, representation, loss, gradient
+        self._nonfinite: Tensor | None = None
+
+    def init_backbone_from(self, path: str) -> None:
+        """Load the backbone of another ``bayesncl fit`` checkpoint (weights only, strict)."""
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"model.init_from={path!r}: no such checkpoint")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        except Exception as err:  # corrupt, foreign or pickled-code files: one clear message
+            raise ValueError(
+                f"model.init_from={path!r} is not a readable checkpoint: {err}"
+            ) from None
+        prefix = "encoder.backbone."
+        backbone = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        try:
+            self.encoder.backbone.load_state_dict(backbone, strict=True)
+        except RuntimeError as err:
+            raise ValueError(
+                f"model.init_from={path!r}: its backbone does not match this one "
+                f"(same model.backbone and width needed): {err}"
+            ) from None
 
     # ----------------------------------------------------------------- training
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
@@ -103,16 +153,21 @@ class PretrainModule(pl.LightningModule):
         if self.hparams.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         rep = self.encoder.represent(x)
-        terms = self.encoder.head.loss(rep, idx.repeat(n_views))
-        logits = self.classifier(rep.h.detach())
         targets = labels.repeat(n_views)
+        terms = self.encoder.head.loss(rep, Batch(indexes=idx.repeat(n_views), labels=targets))
+        logits = self.classifier(rep.h.detach())
         ce = F.cross_entropy(logits, targets)
+        self._flag_nonfinite(0, x)
+        self._flag_nonfinite(1, rep.z)
+        self._flag_nonfinite(2, terms.total)
         every = self.hparams.finite_check_every
         if every and self.global_step % every == 0:
             check_finite(terms)
-        logs = {"train/loss": terms.total, "train/nce": terms.nce, "train/online_ce": ce}
+            self.check_finite_training()
+        logs = {"train/loss": terms.total}
+        logs.update({f"train/{name}": value for name, value in terms.terms.items()})
+        logs["train/online_ce"] = ce
         if rep.mask is not None:
-            logs["train/kl"] = terms.kl
             logs["train/gate_open"] = rep.mask.detach().mean()
         logs["train/online_acc1"] = (logits.detach().argmax(1) == targets).float().mean()
         self._accumulate_epoch_logs(logs)
@@ -123,12 +178,63 @@ class PretrainModule(pl.LightningModule):
             self.log_dict(logs, on_step=True, on_epoch=False, batch_size=idx.shape[0])
         return terms.total + ce
 
+    # ------------------------------------------------------------ finite checks
+    def _flag_nonfinite(self, slot: int, value: Tensor) -> None:
+        """Record on the device (no host sync) whether ``value`` has a NaN/Inf."""
+        if not self.hparams.finite_check_every:
+            return
+        if self._nonfinite is None:
+            self._nonfinite = torch.zeros(4, dtype=torch.bool, device=value.device)
+        self._nonfinite[slot] |= ~torch.isfinite(value.detach()).all()
+
+    def on_before_optimizer_step(self, optimizer: Any) -> None:
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads:
+            self._flag_nonfinite(3, torch.nn.utils.get_total_norm(grads))
+
+    def check_finite_training(self) -> None:
+        """Raise ``FloatingPointError`` naming what went non-finite and the likely cause.
+
+        Called every ``finite_check_every`` steps, before validation and before every checkpoint
+        is written, so no checkpoint holds NaN weights: the last finite one is kept.
+        """
+        if self._nonfinite is None or not bool(self._nonfinite.any()):
+            return
+        flags = self._nonfinite.tolist()
+        bad_weights = any(not bool(torch.isfinite(p).all()) for p in self.parameters())
+        what = [
+            n for n, f in zip(("input images", "representation", "loss", "gradients"), flags) if f
+        ]
+        if bad_weights:
+            what.append("weights")
+        if flags[0]:
+            cause = "the data contain NaN/Inf values: check the dataset files and normalisation"
+        elif flags[3] or bad_weights:
+            cause = (
+                f"the optimisation diverged: lower the learning rate (optim.lr={self.optim_cfg.lr}) "
+                "or use trainer.precision=32-true / bf16-mixed instead of 16-mixed"
+            )
+        else:
+            cause = "lower the learning rate, raise method.tau, or check the gate settings"
+        raise FloatingPointError(
+            f"training stopped at step {self.global_step}: non-finite {', '.join(what)}. "
+            f"Likely cause: {cause}. No checkpoint was written with these values; the last "
+            "finite checkpoint is kept."
+        )
+
     def _accumulate_epoch_logs(self, logs: dict[str, Tensor]) -> None:
         values = torch.stack([v.detach().float() for v in logs.values()])
         if self._epoch_sums is None:
             self._epoch_keys, self._epoch_sums = list(logs), torch.zeros_like(values)
         self._epoch_sums += values  # on the device: no host sync per step
         self._epoch_steps += 1
+
+    def epoch_means(self) -> dict[str, float]:
+        """Means of this epoch's step values so far on this process (for progress lines)."""
+        if self._epoch_sums is None or not self._epoch_steps:
+            return {}
+        means = (self._epoch_sums / self._epoch_steps).tolist()
+        return dict(zip(self._epoch_keys, means, strict=True))
 
     def on_train_epoch_end(self) -> None:
         """Epoch means of the step values, averaged over processes once per epoch."""
@@ -141,6 +247,9 @@ class PretrainModule(pl.LightningModule):
         self._epoch_keys, self._epoch_sums, self._epoch_steps = [], None, 0
 
     # --------------------------------------------------------------- validation
+    def on_validation_epoch_start(self) -> None:
+        self.check_finite_training()
+
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x, y = batch
         if self.hparams.channels_last:
@@ -150,10 +259,15 @@ class PretrainModule(pl.LightningModule):
         self.val_acc1.update(logits, y)
         self.val_acc5.update(logits, y)
         self.val_interp.update(rep.output, y)
+        if self.val_objective_acc1 is not None:
+            self.val_objective_acc1.update(self.encoder.head.objective.logits(rep), y)
 
     def on_validation_epoch_end(self) -> None:
         out = {"val/acc1": self.val_acc1.compute(), "val/acc5": self.val_acc5.compute()}
         out.update({f"val/{k}": v for k, v in self.val_interp.compute().items()})
+        if self.val_objective_acc1 is not None:
+            out["val/objective_acc1"] = self.val_objective_acc1.compute()
+            self.val_objective_acc1.reset()
         self.log_dict(out, prog_bar=False)
         self.log("val_acc1", out["val/acc1"], prog_bar=True)
         for m in (self.val_acc1, self.val_acc5, self.val_interp):
@@ -168,13 +282,9 @@ class PretrainModule(pl.LightningModule):
             if cfg.gate_lr is None
             else cfg.gate_lr * (scale if cfg.scale_gate_lr else 1.0)
         )
-        modules = {
-            "backbone": (self.encoder.backbone, cfg.lr * scale, cfg.weight_decay),
-            "projector": (self.encoder.head.projector, cfg.lr * scale, cfg.weight_decay),
-            "classifier": (self.classifier, cfg.classifier_lr * scale, 0.0),
-        }
-        if self.encoder.head.gate is not None:
-            modules["gate"] = (self.encoder.head.gate, gate_lr, cfg.weight_decay)
+        modules = {"backbone": (self.encoder.backbone, cfg.lr * scale, cfg.weight_decay)}
+        modules.update(self.encoder.head.param_groups(cfg.lr * scale, cfg.weight_decay, gate_lr))
+        modules["classifier"] = (self.classifier, cfg.classifier_lr * scale, 0.0)
         optimizer = make_optimizer(cfg, param_groups(modules))
         total = int(self.trainer.estimated_stepping_batches)
         batches = self.trainer.num_training_batches
@@ -190,4 +300,5 @@ class PretrainModule(pl.LightningModule):
         }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["bayesncl"] = {"config": self.run_config, "format": 1}
+        self.check_finite_training()
+        checkpoint["bayesncl"] = {"config": self.run_config, "format": CHECKPOINT_FORMAT}

@@ -22,7 +22,10 @@ class OptimConfig:
     name: ``lars`` (timm's LARS, trust coefficient ``lars_eta``, clipped as officially), ``sgd``
         or ``adamw``. Biases and normalisation parameters get no weight decay and no LARS
         adaptation; the online classifier gets no weight decay.
-    warmup_epochs: linear warmup from ``warmup_start_lr``, then cosine to ``min_lr``, per step.
+    warmup_epochs: linear warmup from ``warmup_start_lr``, then the ``schedule``, per step:
+        ``cosine`` to ``min_lr`` (pretraining, spec §1.3) or ``step``: x ``decay_rate`` at each
+        epoch of ``decay_epochs`` (the supervised and fine-tuning schedules, e.g. [60, 80] of 100
+        epochs on ImageNet-100, ncl-extras-spec §2.1).
     """
 
     name: Literal["lars", "sgd", "adamw"] = "lars"
@@ -38,6 +41,9 @@ class OptimConfig:
     warmup_epochs: float = 10.0
     warmup_start_lr: float = 3e-5
     min_lr: float = 0.0
+    schedule: Literal["cosine", "step"] = "cosine"
+    decay_epochs: tuple[float, ...] = ()
+    decay_rate: float = 0.1
 
     def __post_init__(self) -> None:
         for key in ("lr", "classifier_lr"):
@@ -53,6 +59,16 @@ class OptimConfig:
             raise ValueError(f"optim.warmup_epochs={self.warmup_epochs!r} must be >= 0")
         if self.min_lr < 0 or self.warmup_start_lr < 0:
             raise ValueError("optim.min_lr and optim.warmup_start_lr must be >= 0")
+        if isinstance(self.decay_epochs, list):
+            object.__setattr__(self, "decay_epochs", tuple(self.decay_epochs))
+        if self.schedule == "step" and not self.decay_epochs:
+            raise ValueError("optim.schedule=step needs optim.decay_epochs, e.g. [60, 80]")
+        if list(self.decay_epochs) != sorted(self.decay_epochs) or any(
+            e <= 0 for e in self.decay_epochs
+        ):
+            raise ValueError(f"optim.decay_epochs={list(self.decay_epochs)} must be > 0, ascending")
+        if not 0 < self.decay_rate <= 1:
+            raise ValueError(f"optim.decay_rate={self.decay_rate!r} must be in (0, 1]")
 
 
 def no_decay(name: str, param: nn.Parameter) -> bool:
@@ -110,14 +126,33 @@ def warmup_cosine(step: int, total: int, warmup: int, start: float, end: float) 
     return end + (1.0 - end) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def warmup_step(
+    step: int, warmup: int, start: float, milestones: tuple[int, ...], rate: float
+) -> float:
+    """Multiplier of the base lr: linear warmup from ``start`` to 1, then x ``rate`` at each
+    milestone step passed."""
+    if warmup > 0 and step < warmup:
+        return start + (1.0 - start) * step / warmup
+    return rate ** sum(step >= m for m in milestones)
+
+
 def make_scheduler(
     optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_steps: int, steps_per_epoch: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per-step warmup + cosine for every group, each from its own base lr (spec §1.3)."""
+    """Per-step warmup + cosine (or step decay) for every group, each from its own base lr
+    (spec §1.3)."""
     warmup = round(cfg.warmup_epochs * steps_per_epoch)
+    milestones = tuple(round(e * steps_per_epoch) for e in cfg.decay_epochs)
     lambdas: list[Callable[[int], float]] = []
     for group in optimizer.param_groups:
         base = group["lr"]
         start, end = cfg.warmup_start_lr / base, cfg.min_lr / base
-        lambdas.append(lambda s, st=start, en=end: warmup_cosine(s, total_steps, warmup, st, en))
+        if cfg.schedule == "step":
+            lambdas.append(
+                lambda s, st=start: warmup_step(s, warmup, st, milestones, cfg.decay_rate)
+            )
+        else:
+            lambdas.append(
+                lambda s, st=start, en=end: warmup_cosine(s, total_steps, warmup, st, en)
+            )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)

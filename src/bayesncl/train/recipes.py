@@ -1,7 +1,10 @@
 """Recipes: the fit config of every (dataset, method) pair, as plain nested dicts.
 
-``configs/<dataset>/<method>.yaml`` are written from these (``python -m bayesncl.train.recipes
-configs``) and ``bayesncl reproduce`` builds its runs from them, so the two never disagree.
+``configs/<dataset>/<method>.yaml`` (in the package: ``bayesncl/configs``, so an installed wheel
+has them; ``configs`` at the repository root points there) are written from these
+(``python -m bayesncl.train.recipes src/bayesncl/configs``) and ``bayesncl reproduce`` builds its
+runs from them, so the two never disagree. ``--config digits/bayesncl`` names one from any
+directory (:func:`find_config`).
 CIFAR and ImageNet-100 carry the official hyperparameters (reference spec §1.10); Fashion-MNIST
 and digits are CPU-sized.
 """
@@ -16,6 +19,36 @@ from typing import Any
 import yaml
 
 from bayesncl.core.presets import PRESETS
+from bayesncl.core.registry import get_objective
+
+#: presets with a config per dataset (all of them; supervised ones get the supervised recipe)
+CONFIG_PRESETS: tuple[str, ...] = tuple(PRESETS)
+
+
+def is_supervised(method: str) -> bool:
+    """Whether the preset trains on labels (its objective needs them: ce, nce, ...)."""
+    return get_objective(PRESETS[method].objective).needs_labels
+
+
+def supervised(cfg: dict[str, Any], epochs: int) -> dict[str, Any]:
+    """The supervised version of a dataset recipe (ncl-extras-spec §2.1, §2.4): one view per
+    image with crop + flip only (the supervised baselines' augmentation), SGD with momentum,
+    lr x0.1 at 60% and 80% of the epochs (Fig. 4's step at epoch 60 of 100), no warmup."""
+    cfg = copy.deepcopy(cfg)
+    cfg["data"]["num_views"] = 1
+    cfg["data"]["augment"] = {"jitter_prob": 0.0, "grayscale_prob": 0.0, "blur_prob": 0.0}
+    cfg["model"]["optim"] = {
+        "name": "sgd",
+        "lr": 0.1,
+        "classifier_lr": 0.1,
+        "gate_lr": None,
+        "weight_decay": 5e-4 if cfg["data"]["dataset"] != "imagenet100" else 1e-4,
+        "warmup_epochs": 0,
+        "schedule": "step",
+        "decay_epochs": [round(0.6 * epochs), round(0.8 * epochs)],
+    }
+    cfg["trainer"]["max_epochs"] = epochs
+    return cfg
 
 
 def _lars(lr: float, classifier_lr: float, warmup_epochs: int) -> dict[str, Any]:
@@ -113,40 +146,67 @@ RECIPES: dict[str, dict[str, Any]] = {
     },
 }
 
-#: method settings that differ by dataset (official: relu on ImageNet-100, rep_relu on CIFAR)
-_DATASET_METHOD: dict[str, dict[str, Any]] = {
-    "imagenet100": {"nonneg": "relu", "topk_k": 256},
-    "fashion-mnist": {"topk_k": 16},
-    "digits": {"topk_k": 8},
+#: epochs of the supervised recipes (ImageNet-100: Fig. 4's 100; CIFAR: the usual 200)
+SUPERVISED_EPOCHS: dict[str, int] = {
+    "cifar10": 200,
+    "cifar100": 200,
+    "imagenet100": 100,
+    "fashion-mnist": 10,
+    "digits": 30,
 }
+
+#: method settings that differ by dataset (official: relu on ImageNet-100, rep_relu on CIFAR)
+_DATASET_NONNEG: dict[str, str] = {"imagenet100": "relu"}
 
 
 def recipe(dataset: str, method: str) -> dict[str, Any]:
-    """The fit config (nested dict) of ``method`` on ``dataset``."""
+    """The fit config (nested dict) of ``method`` on ``dataset``.
+
+    ``model.method`` is the preset's full nested config, with top-k's k = K/8 of this dataset's
+    representation width K (``proj_output_dim``) and the dataset's non-negativity map.
+    """
     if dataset not in RECIPES:
         raise ValueError(f"no recipe for dataset={dataset!r}; known: {', '.join(RECIPES)}")
     if method not in PRESETS:
         raise ValueError(f"method={method!r} is not a preset; use one of: {', '.join(PRESETS)}")
     cfg = copy.deepcopy(RECIPES[dataset])
-    cfg["model"]["method"] = method
+    if is_supervised(method):
+        cfg = supervised(cfg, SUPERVISED_EPOCHS[dataset])
     preset = PRESETS[method]
-    overrides = {}
-    for key, value in _DATASET_METHOD.get(dataset, {}).items():
-        if key == "nonneg" and preset.nonneg != "identity":
-            overrides[key] = value
-        if key == "topk_k" and preset.topk_k is not None:
-            overrides[key] = value
-    if overrides:
-        cfg["model"]["method_overrides"] = overrides
+    changes: dict[str, Any] = {}
+    if preset.topk_k is not None:
+        changes["topk_k"] = max(1, cfg["model"]["proj_output_dim"] // 8)
+    if preset.nonneg != "identity" and dataset in _DATASET_NONNEG:
+        changes["nonneg"] = _DATASET_NONNEG[dataset]
+    cfg["model"] = {"method": preset.updated(changes).to_dict(), **cfg["model"]}
     cfg["run_dir"] = f"runs/{dataset}/{method}"
     return cfg
+
+
+#: the shipped configs, inside the package
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def shipped_configs() -> list[str]:
+    """Names ``<dataset>/<method>`` of every shipped config."""
+    return sorted(
+        p.relative_to(CONFIG_DIR).with_suffix("").as_posix() for p in CONFIG_DIR.glob("*/*.yaml")
+    )
+
+
+def find_config(name: str) -> Path | None:
+    """The shipped config called ``name`` (``digits/bayesncl``, with or without ``.yaml`` or a
+    leading ``configs/``), or None."""
+    stem = name.removesuffix(".yaml").removeprefix("configs/")
+    path = CONFIG_DIR / f"{stem}.yaml"
+    return path if stem.count("/") == 1 and path.is_file() else None
 
 
 def write_configs(root: str | Path) -> list[Path]:
     """Write configs/<dataset>/<method>.yaml for every recipe and preset."""
     written = []
     for dataset in RECIPES:
-        for method in PRESETS:
+        for method in CONFIG_PRESETS:
             path = Path(root) / dataset / f"{method}.yaml"
             path.parent.mkdir(parents=True, exist_ok=True)
             header = f"# bayesncl fit --config {path.as_posix()}\n# generated by: python -m bayesncl.train.recipes configs\n"
@@ -156,5 +216,5 @@ def write_configs(root: str | Path) -> list[Path]:
 
 
 if __name__ == "__main__":
-    for p in write_configs(sys.argv[1] if len(sys.argv) > 1 else "configs"):
+    for p in write_configs(sys.argv[1] if len(sys.argv) > 1 else CONFIG_DIR):
         print(p)
