@@ -22,6 +22,8 @@ LAYERS = {
     "models": 1,
     "train": 2,
     "evaluate": 3,
+    "export": 4,
+    "browse": 4,
     "reproduce": 4,
     "cli": 5,
     "__init__": 5,

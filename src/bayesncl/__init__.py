@@ -16,6 +16,17 @@ from bayesncl.core import (
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """``bayesncl.load`` (:func:`bayesncl.export.load`), imported on first use so that
+    ``import bayesncl`` stays light."""
+    if name == "load":
+        from bayesncl.export.model import load
+
+        return load
+    raise AttributeError(f"module 'bayesncl' has no attribute {name!r}")
+
+
 __all__ = [
     "BayesianGate",
     "GateConfig",
@@ -26,6 +37,7 @@ __all__ = [
     "__version__",
     "bernoulli_kl",
     "get_nonneg",
+    "load",
     "method_preset",
     "nt_xent",
     "topk_mask",

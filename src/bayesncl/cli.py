@@ -23,6 +23,21 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "reproduce_main",
         "the papers' tables on real data (bayesncl reproduce --preset quick)",
     ),
+    "export": (
+        "bayesncl.export.write",
+        "export_main",
+        "the encoder as safetensors + config.json + model card (bayesncl export CKPT OUT_DIR)",
+    ),
+    "encode": (
+        "bayesncl.export.encode",
+        "encode_main",
+        "images to a features file (bayesncl encode MODEL --images DIR --out features.npz)",
+    ),
+    "browse": (
+        "bayesncl.browse.site",
+        "browse_main",
+        "static offline HTML feature browser (bayesncl browse MODEL --out SITE_DIR)",
+    ),
     "configs": ("bayesncl.cli", "configs_main", "list the shipped configs (names for --config)"),
 }
 

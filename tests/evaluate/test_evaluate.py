@@ -1,3 +1,5 @@
+"""``bayesncl evaluate`` end to end on one tiny digits checkpoint (two training steps)."""
+
 import json
 
 import numpy as np
@@ -5,12 +7,33 @@ import pytest
 import torch
 
 from bayesncl.cli import main
+from bayesncl.data.splits import eval_splits
+from bayesncl.evaluate import run as run_module
 from bayesncl.evaluate.checkpoint import CheckpointError, load_pretrained
 from bayesncl.evaluate.extract import extract
+from bayesncl.evaluate.run import EvalConfig, evaluate_checkpoint, run
 from bayesncl.metrics import class_consistency
+from bayesncl.train.fit import fit
+
+TINY = [
+    "--data.dataset", "digits", "--data.batch_size", "64", "--data.num_workers", "0",
+    "--model.backbone", "convnet", "--model.backbone_width", "8",
+    "--model.proj_hidden_dim", "32", "--model.proj_output_dim", "16",
+    "--model.optim.warmup_epochs", "0", "--trainer.accelerator", "cpu",
+    "--trainer.enable_progress_bar", "false", "--trainer.max_steps", "2",
+]  # fmt: skip
+QUICK = ["--probe_epochs", "3", "--train_limit", "200", "--knn_k", "10", "--cost", "false"]
 
 
-def test_missing_corrupt_and_foreign_checkpoints(tmp_path, tiny_runs):
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    """A BayesNCL checkpoint of a two-step digits run."""
+    run_dir = tmp_path_factory.mktemp("evalrun") / "bayesncl"
+    fit([*TINY, "--model.method", "bayesncl", "--run_dir", str(run_dir)])
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+def test_missing_corrupt_and_foreign_checkpoints(tmp_path, ckpt):
     with pytest.raises(CheckpointError, match="does not exist"):
         load_pretrained(tmp_path / "nope.ckpt")
     (tmp_path / "bad.ckpt").write_bytes(b"\x00garbage" * 100)
@@ -19,9 +42,9 @@ def test_missing_corrupt_and_foreign_checkpoints(tmp_path, tiny_runs):
     torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
     with pytest.raises(CheckpointError, match="not a bayesncl pretraining checkpoint"):
         load_pretrained(tmp_path / "other.ckpt")
-    ckpt = torch.load(tiny_runs["ncl"], weights_only=True)
-    ckpt["hyper_parameters"]["proj_output_dim"] = 99  # weights from another model
-    torch.save(ckpt, tmp_path / "mismatch.ckpt")
+    saved = torch.load(ckpt, weights_only=True)
+    saved["hyper_parameters"]["proj_output_dim"] = 99  # weights from another model
+    torch.save(saved, tmp_path / "mismatch.ckpt")
     with pytest.raises(CheckpointError, match="does not match"):
         load_pretrained(tmp_path / "mismatch.ckpt")
 
@@ -31,37 +54,48 @@ def test_cli_reports_checkpoint_errors(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_evaluate_writes_metrics_features_and_figures(tmp_path, tiny_runs):
-    out = tmp_path / "eval"
-    npz = tmp_path / "f.npz"
-    args = [
-        "evaluate",
-        str(tiny_runs["bayesncl"]),
-        "--out-dir",  # dashes and underscores are both accepted
-        str(out),
-        "--save-features",
-        str(npz),
-        "--probe_epochs",
-        "5",
-    ]
-    assert main(args) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("consistency", "entropy_sum", "entropy_mean", "entropy_frequency", "sparsity", "active_dims",
-                "activation_ratio", "orthogonality", "effective_rank", "nonneg_ratio", "retrieval_p1",
-                "linear_top1", "linear_top5", "knn_top1", "gate_open", "gmacs_pair", "step_seconds"):  # fmt: skip
-        assert key in metrics, key
+def test_evaluate_pins_its_numbers_to_independent_computations(tmp_path, ckpt):
+    out, npz = tmp_path / "eval", tmp_path / "f.npz"
+    args = ["evaluate", str(ckpt), "--out-dir", str(out), "--save-features", str(npz), *QUICK]
+    assert main(args) == 0  # dashes and underscores are both accepted
+    m = json.loads((out / "metrics.json").read_text())
+    assert (m["method"], m["dataset"], m["num_eval_samples"]) == ("bayesncl", "digits", 360)
     saved = np.load(npz)
     f, y = torch.from_numpy(saved["features"]), torch.from_numpy(saved["labels"])
-    assert f.shape[0] == metrics["num_eval_samples"] == 360
-    assert class_consistency(f, y).item() == pytest.approx(metrics["consistency"], rel=1e-6)
-    assert (f >= 0).all()
+    assert f.shape == (360, 16) and (f >= 0).all()
+    assert class_consistency(f, y).item() == pytest.approx(m["consistency"], rel=1e-6)
+    # the gate's open rate is the mean mask of a pass that calls the encoder directly
+    model, _ = load_pretrained(ckpt)
+    images = torch.stack([x for x, _ in eval_splits({"dataset": "digits"}).transformed(False)])
+    with torch.no_grad():
+        rep = model.encoder.head(model.encoder.backbone(images))
+    assert m["gate_open"] == pytest.approx(float(rep.mask.mean()), abs=1e-7)
+    assert torch.allclose(f, rep.output, atol=1e-6)
+    assert m["knn_k"] == 10 and m["linear_protocol"] == "fast"
+    assert {"select2_top1", "select4_top1", "select8_top1", "retrieval_top2dims_p1"} <= set(m)
     for png in ("top_activated.png", "correlation.png", "gate_vs_frequency.png"):
         assert (out / png).stat().st_size > 1000
-    assert "| Cons. (%) |" in (out / "metrics.md").read_text()
+    md = (out / "metrics.md").read_text()
+    assert md.startswith("### digits / bayesncl\n")
+    assert f"| Cons. (%) | {m['consistency'] * 100:.4g} |" in md
 
 
-def test_extraction_leaves_the_model_untouched_in_both_bn_modes(tiny_runs):
-    model, _ = load_pretrained(tiny_runs["ncl"])
+def test_evaluate_never_changes_the_model(tmp_path, ckpt):
+    """Extraction, probes and the cost step (a training step in train mode) leave every weight and
+    BatchNorm statistic bit-identical, and the model in eval mode."""
+    model, run_cfg = load_pretrained(ckpt)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    splits = eval_splits(run_cfg["data"])
+    config = EvalConfig(probe_epochs=2, train_limit=100, knn_k=5, figures=False)
+    m = run(model.encoder, splits, config, tmp_path, 10, model.classifier)
+    assert m["step_seconds"] > 0 and m["gmacs_pair"] > 0
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert not model.training
+
+
+def test_extraction_leaves_the_model_untouched_in_both_bn_modes(ckpt):
+    model, _ = load_pretrained(ckpt)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x = torch.rand(40, 1, 8, 8)
     loader = [
@@ -76,38 +110,65 @@ def test_extraction_leaves_the_model_untouched_in_both_bn_modes(tiny_runs):
     assert not model.training
 
 
-def test_cl_consistency_is_at_chance_level(tiny_runs, tmp_path):
-    """Dense CL features: every sample activates every dimension, so consistency = the largest
-    class share of the evaluation set (exactly 1/C when balanced; the papers' 10.00)."""
-    out = tmp_path / "cl"
+def test_a_diverged_checkpoint_is_refused(tmp_path, ckpt, capsys):
+    """NaN weights: today's metrics would read H_s = 0 (perfect); evaluate must refuse."""
+    saved = torch.load(ckpt, weights_only=True)
+    for v in saved["state_dict"].values():
+        if v.is_floating_point():
+            v.fill_(float("nan"))
+    bad = tmp_path / "nan.ckpt"
+    torch.save(saved, bad)
+    with pytest.raises(
+        ValueError, match=rf"checkpoint {bad}: the model's features contain \d+ NaN"
+    ):
+        evaluate_checkpoint(str(bad), str(tmp_path / "out"), probe=False, figures=False, cost=False)
+    assert not (tmp_path / "out" / "metrics.json").exists()
+    assert main(["evaluate", str(bad), "--out_dir", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err
+    assert "NaN/Inf values: the run diverged" in err and str(bad) in err
+
+
+@pytest.mark.parametrize(
+    "option,value",
+    [("--knn_k", "0"), ("--probe_epochs", "0"), ("--train_limit", "0"), ("--train_limit", "-3"),
+     ("--batch_size", "0"), ("--select_dims", "[0]")],
+)  # fmt: skip
+def test_meaningless_options_stop_before_any_work(tmp_path, option, value, capsys, monkeypatch):
+    def no_work(*args, **kwargs):
+        raise AssertionError("the checkpoint was loaded before the options were checked")
+
+    monkeypatch.setattr(run_module, "load_pretrained", no_work)
+    assert main(["evaluate", str(tmp_path / "x.ckpt"), option, value]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {option}=" in err and " is invalid: " in err
+
+
+def test_select_dims_above_k_stops_before_extraction(tmp_path, ckpt, monkeypatch, capsys):
+    def no_work(*args, **kwargs):
+        raise AssertionError("features were extracted before the options were checked")
+
+    monkeypatch.setattr(run_module, "extract", no_work)
     assert (
-        main(
-            [
-                "evaluate",
-                str(tiny_runs["cl"]),
-                "--out_dir",
-                str(out),
-                "--probe",
-                "false",
-                "--figures",
-                "false",
-            ]
-        )
-        == 0
+        main(["evaluate", str(ckpt), "--out_dir", str(tmp_path), "--select_dims", "[4, 17]"]) == 2
     )
-    m = json.loads((out / "metrics.json").read_text())
-    from bayesncl.train.datamodule import SSLDataModule
-
-    labels = torch.tensor([y for _, y in SSLDataModule("digits").load(False)])
-    chance = labels.bincount().max().item() / len(labels)
-    assert m["consistency"] == pytest.approx(chance, abs=1e-6)
-    assert m["sparsity"] == 0.0 and m["activation_ratio"] == 1.0
+    assert (
+        "--select_dims=[4, 17] is invalid: every width must be in 1..16" in capsys.readouterr().err
+    )
 
 
-def test_official_probe_protocol_through_the_cli(tmp_path, tiny_runs):
-    out = tmp_path / "official"
-    args = ["evaluate", str(tiny_runs["ncl"]), "--out_dir", str(out), "--probe_protocol", "cifar",
-            "--figures", "false", "--cost", "false", "--select_dims", "[4]"]  # fmt: skip
-    assert main(args) == 0
-    m = json.loads((out / "metrics.json").read_text())
-    assert m["linear_protocol"] == "cifar" and 0.0 <= m["linear_top1"] <= 1.0
+def test_an_unwritable_output_dir_is_named(tmp_path, ckpt, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ValueError, match=rf"cannot write to {blocker / 'eval'} .*--out_dir"):
+        evaluate_checkpoint(str(ckpt), str(blocker / "eval"))
+    npz = blocker / "f.npz"
+    assert (
+        main(["evaluate", str(ckpt), "--out_dir", str(tmp_path / "o"), "--save_features", str(npz)])
+        == 2
+    )
+    assert f"cannot write to {blocker}" in capsys.readouterr().err
+
+
+def test_unknown_options_are_named(ckpt):
+    with pytest.raises(ValueError, match=r"unknown evaluate options \['knn'\]; valid: data_dir"):
+        evaluate_checkpoint(str(ckpt), knn=5)

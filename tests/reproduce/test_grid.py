@@ -1,4 +1,5 @@
 import json
+import os
 import time
 from pathlib import Path
 
@@ -6,59 +7,85 @@ import pytest
 import yaml
 
 from bayesncl.cli import main
-from bayesncl.reproduce import grid
+from bayesncl.reproduce import grid, paper
+from bayesncl.reproduce.paper import Preset, Row
+from bayesncl.reproduce.provenance import write_json_atomic
+from bayesncl.reproduce.report import write_report
+from bayesncl.reproduce.tune import select_tuned
+
+TINY_FIT = (
+    "--trainer.max_steps", "2", "--trainer.enable_progress_bar", "false",
+    "--model.backbone_width", "8", "--model.proj_hidden_dim", "32",
+    "--model.proj_output_dim", "16", "--data.batch_size", "64",
+)  # fmt: skip
+TINY_EVAL = {"probe_epochs": 1, "train_limit": 256, "figures": False, "cost": False}
+SENS = Row(
+    "bayesncl-rho0.5-lambda0.001",
+    "rho=0.5 lambda=0.001",
+    "bayesncl",
+    {"gate": {"prior": 0.5, "kl_weight": 1e-3}},
+    tables=("sensitivity",),
+    max_seeds=1,
+)
 
 
 @pytest.fixture
 def tiny_preset(monkeypatch):
-    rows = (
-        grid.Row("CL", "cl", tables=("main", "downstream")),
-        grid.Row(
-            "BayesNCL (STE)", "bayesncl", tables=("main", "downstream", "overhead", "sensitivity")
-        ),
-        grid.Row(
-            "rho=0.5 lambda=0.001",
-            "bayesncl",
-            {"prior": 0.5, "kl_weight": 1e-3},
-            ("sensitivity",),
-            max_seeds=1,
-        ),
-    )
-    fit_args = (
-        "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false", "--model.backbone_width", "8",
-        "--model.proj_hidden_dim", "32", "--model.proj_output_dim", "16", "--data.batch_size", "64",
-    )  # fmt: skip
-    preset = grid.Preset("tiny", "digits", rows, 2, fit_args, {"probe_epochs": 3, "figures": False})
+    rows = (paper.CORE_ROWS[0], SENS)  # CL (2 seeds), one sensitivity cell (1 seed)
+    preset = Preset("tiny", "digits", rows, 2, TINY_FIT, TINY_EVAL)
     monkeypatch.setitem(grid.PRESETS, "tiny", preset)
     return preset
 
 
-def test_grid_runs_tabulates_and_resumes(tmp_path, tiny_preset, monkeypatch, capsys):
+def test_grid_end_to_end_on_digits(tmp_path, tiny_preset, monkeypatch, capsys):
+    """Real fits (2 steps each): parameters, settings and evaluations land where they should,
+    a rerun reuses the runs, and `bayesncl evaluate` on a run does not change the grid."""
     out = tmp_path / "res"
     assert main(["reproduce", "--preset", "tiny", "--out", str(out)]) == 0
     md = (out / "results.md").read_text()
-    assert "### Main results (interpretability)" in md and "### Sensitivity" in md
-    assert " ± " in md  # two seeds: mean ± std
+    assert "### Main results (interpretability)" in md and " ± " in md  # 2 seeds: mean ± std
+    assert "trainer.max_steps 2" in md  # the settings the runs actually had
     data = json.loads((out / "results.json").read_text())
-    assert len(data["runs"]["CL"]) == 2
-    cell = data["tables"]["main"]["CL"]["Cons."]
+    assert data["format"] == 2 and data["dataset"]["name"] == "digits"
+    assert data["rows"][SENS.key]["method"] == {"gate": {"prior": 0.5, "kl_weight": 1e-3}}
+    assert data["rows"][SENS.key]["resolved"]["method"]["gate"]["prior"] == 0.5
+    assert data["settings"]["budget"]["trainer.max_steps"] == [2]
+    assert len(data["runs"]["cl"]) == 2 and len(data["runs"][SENS.key]) == 1
+    cell = data["tables"]["main"]["cl"]["consistency"]
     assert cell["mean"] == pytest.approx(
-        100 * sum(r["consistency"] for r in data["runs"]["CL"]) / 2
+        100 * sum(r["consistency"] for r in data["runs"]["cl"]) / 2
     )
-    assert len(data["runs"]["rho=0.5 lambda=0.001"]) == 1  # capped at one seed
-    sens = data["runs"]["rho=0.5 lambda=0.001"][0]
-    assert sens["method"] == "bayesncl"
-    cfg = (out / "runs" / "rho=0.5_lambda=0.001" / "seed0" / "config.yaml").read_text()
-    assert "prior: 0.5" in cfg and "kl_weight: 0.001" in cfg
+    run = data["runs"][SENS.key][0]
+    assert run["fit_config"]["trainer"]["max_steps"] == 2 and "run_dir" not in run["fit_config"]
+    assert run["fit_config"]["model"]["method"]["gate"]["kl_weight"] == 1e-3
+    assert run["fit_seconds"] > 0 and len(run["fit_segments"]) == 1
+    rd = out / "runs" / SENS.key / "seed0"
+    cfg = yaml.safe_load((rd / "config.yaml").read_text())
+    assert cfg["model"]["method"]["gate"]["prior"] == 0.5
+    assert (rd / "grid-eval" / "metrics.json").is_file() and not (rd / "eval").exists()
+    text = write_report(str(out), str(tmp_path / "R.md"))  # the report reads the grid's file
+    assert "Cons. (ours, digits)" in text and "F-MNIST" not in text
 
-    # rerunning skips every finished run
+    # the user's own evaluation goes to RUN_DIR/eval and leaves the grid's numbers alone
+    ckpt = out / "runs" / "cl" / "seed0" / "checkpoints" / "last.ckpt"
+    user = ["evaluate", str(ckpt), "--probe_epochs", "3", "--figures", "false", "--cost", "false"]
+    assert main(user) == 0
+    assert (out / "runs" / "cl" / "seed0" / "eval" / "metrics.json").is_file()
+
     def boom(*a, **k):
         raise AssertionError("fit called for a finished run")
 
     monkeypatch.setattr("bayesncl.train.fit.fit", boom)
     capsys.readouterr()
     assert main(["reproduce", "--preset", "tiny", "--out", str(out)]) == 0
-    assert capsys.readouterr().out.count("done already") == 5
+    assert capsys.readouterr().out.count("done already") == 3
+    assert json.loads((out / "results.json").read_text())["tables"] == data["tables"]
+
+    # another budget than the finished runs had: refused, naming the folder and the key
+    with pytest.raises(ValueError) as err:
+        grid.reproduce("tiny", out=str(out), extra_fit_args=["--trainer.max_steps", "3"])
+    msg = str(err.value)
+    assert str(out / "runs" / "cl" / "seed0") in msg and "trainer.max_steps: 2 -> 3" in msg
 
 
 def test_unknown_preset(capsys):
@@ -68,69 +95,57 @@ def test_unknown_preset(capsys):
 
 def test_presets_cover_the_papers_tables():
     cpu = grid.PRESETS["cpu"]
-    names = {r.name for r in cpu.rows}
-    assert {"CL", "NCL", "NCL+TopK", "BayesNCL (GS)", "BayesNCL (STE)", "Soft gating", "Remove detachment",
-            "1-layer head", "3-layer head"} <= names  # fmt: skip
+    labels = {r.label for r in cpu.rows}
+    assert {"CL", "NCL", "NCL+TopK", "BayesNCL (GS)", "BayesNCL (STE)", "Soft gating",
+            "Remove detachment", "1-layer head", "3-layer head"} <= labels  # fmt: skip
+    keys = [r.key for r in cpu.rows]
+    assert len(keys) == len(set(keys))  # keys are unique: run folders and results.json keys
     sens = [r for r in cpu.rows if "sensitivity" in r.tables]
     assert len(sens) == 13  # default + 8 more rho x lambda cells + 2 gate T + 2 gate lr
-    assert {r.name for r in sens} >= {"gate T=0.5", "gate T=2", "gate lr=0.01", "gate lr=1"}
-    assert all(r.max_seeds == 1 for r in sens if r.name != "BayesNCL (STE)")
+    assert {r.key for r in sens} >= {"bayesncl-T0.5", "bayesncl-T2", "bayesncl-gatelr0.01",
+                                     "bayesncl-gatelr1", "bayesncl-rho0.5-lambda0.0003"}  # fmt: skip
+    assert all(r.max_seeds == 1 for r in sens if r.key != "bayesncl")
     assert cpu.seeds == 3 and grid.PRESETS["quick"].seeds == 1
     assert cpu.tune and not grid.PRESETS["quick"].tune  # quick: no sensitivity grid to tune on
     for name in ("cifar10", "cifar100", "imagenet100"):
         assert grid.PRESETS[name].fit_args == ()  # the official schedules, untouched
+        assert grid.PRESETS[name].dataset == name
 
 
-def test_optim_overrides_and_seed_caps_reach_the_runs(tmp_path):
+def test_method_and_optim_changes_reach_the_fit_config(tmp_path):
+    """Row changes are nested method changes (MethodConfig.updated) and optimiser changes;
+    the config the grid writes parses as a `bayesncl fit` config."""
     p = grid.PRESETS["cpu"]
-    row = next(r for r in p.rows if r.name == "gate lr=1")
-    argv = grid.fit_argv(p, row, 0, tmp_path, [])
-    cfg = yaml.safe_load(Path(argv[1]).read_text())
+    rows = {r.key: r for r in p.rows}
+    cfg = yaml.safe_load(
+        Path(grid.fit_argv(p, rows["bayesncl-gatelr1"], 0, tmp_path, [])[1]).read_text()
+    )
     assert cfg["model"]["optim"]["gate_lr"] == 1.0
     assert cfg["model"]["optim"]["lr"] == 0.4  # the rest of the recipe kept
-    t_row = next(r for r in p.rows if r.name == "gate T=0.5")
-    cfg = yaml.safe_load(Path(grid.fit_argv(p, t_row, 0, tmp_path, [])[1]).read_text())
-    assert cfg["model"]["method_overrides"] == {"gate_temperature": 0.5}
-
-
-def test_parallel_workers_finish_every_run(tmp_path, tiny_preset, capsys):
-    out = tmp_path / "par"
-    tables = grid.reproduce("tiny", seeds=1, out=str(out), workers=2)
-    printed = capsys.readouterr().out
-    assert "3 runs, 2 at a time" in printed and printed.count(": finished") == 3
-    data = json.loads((out / "results.json").read_text())
-    assert {k: len(v) for k, v in data["runs"].items()} == {
-        "CL": 1, "BayesNCL (STE)": 1, "rho=0.5 lambda=0.001": 1
-    }  # fmt: skip
-    assert tables["main"]["CL"]["Cons."]["mean"] == pytest.approx(
-        100 * data["runs"]["CL"][0]["consistency"]
-    )
-    assert data["environment"]["torch"]
-
-
-def test_a_failed_parallel_run_is_named(tmp_path, tiny_preset):
-    with pytest.raises(RuntimeError, match=r"run \[\d/3\] .*, seed 0 failed"):
-        grid.reproduce(
-            "tiny", seeds=1, out=str(tmp_path), workers=2,
-            extra_fit_args=["--trainer.max_epochs", "0"],
-        )  # fmt: skip
-
-
-def test_workers_must_be_positive():
-    with pytest.raises(ValueError, match="workers=0"):
-        grid.reproduce("quick", workers=0)
+    argv = grid.fit_argv(p, rows["bayesncl-T0.5"], 0, tmp_path, [])
+    resolved = grid.resolved_fit_config(argv)
+    gate = resolved["model"]["method"]["gate"]
+    assert gate["temperature"] == 0.5 and gate["prior"] == 0.8 and gate["mode"] == "ste"
+    assert "method_overrides" not in resolved["model"]
+    assert resolved["trainer"]["max_epochs"] == 3 and resolved["seed"] == 0
+    cell = grid.grid_config(p, rows["bayesncl-rho0.2-lambda0.003"], 1, tmp_path)
+    assert cell["model"]["method"]["gate"]["prior"] == 0.2 and cell["seed"] == 1
+    with pytest.raises(ValueError, match="has no gate"):
+        grid.grid_config(p, Row("x", "x", "ncl", {"gate": {"prior": 0.5}}), 0, tmp_path)
 
 
 def _sens_preset(tune=True):
     rows = (
-        grid.Row("NCL", "ncl", tables=("main", "downstream")),
-        grid.Row("BayesNCL (STE)", "bayesncl", tables=("main", "downstream", "sensitivity")),
-        grid.Row("rho=0.5", "bayesncl", {"prior": 0.5}, ("sensitivity",), max_seeds=1),
-        grid.Row("gate lr=1", "bayesncl", tables=("sensitivity",), optim={"gate_lr": 1.0},
-                 max_seeds=1),
-        grid.Row("rho=0.2", "bayesncl", {"prior": 0.2}, ("sensitivity",), max_seeds=1),
+        Row("ncl", "NCL", "ncl", tables=("main", "downstream")),
+        Row("bayesncl", "BayesNCL (STE)", "bayesncl", tables=("main", "downstream", "sensitivity")),
+        Row("rho0.5", "rho=0.5", "bayesncl", {"gate": {"prior": 0.5}}, tables=("sensitivity",),
+            max_seeds=1),
+        Row("lr1", "gate lr=1", "bayesncl", optim={"gate_lr": 1.0}, tables=("sensitivity",),
+            max_seeds=1),
+        Row("rho0.2", "rho=0.2", "bayesncl", {"gate": {"prior": 0.2}}, tables=("sensitivity",),
+            max_seeds=1),
     )  # fmt: skip
-    return grid.Preset("sens", "digits", rows, 3, (), {}, tune=tune)
+    return Preset("sens", "digits", rows, 3, (), {}, tune=tune)
 
 
 def _run(cons, lp1, seed=0):
@@ -140,67 +155,192 @@ def _run(cons, lp1, seed=0):
 def test_select_tuned_takes_the_most_consistent_cell_that_keeps_accuracy():
     p = _sens_preset()
     results = {
-        "NCL": [_run(0.40, 0.80, s) for s in range(3)],
-        "BayesNCL (STE)": [_run(0.50, 0.80, 0), _run(0.9, 0.9, 1)],  # only seed 0 counts
-        "rho=0.5": [_run(0.60, 0.795)],  # within 1 point of NCL: eligible
-        "gate lr=1": [_run(0.55, 0.81)],
-        "rho=0.2": [_run(0.70, 0.75)],  # most consistent, but loses 5 points of accuracy
+        "ncl": [_run(0.40, 0.80, s) for s in range(3)],
+        "bayesncl": [_run(0.50, 0.80, 0), _run(0.9, 0.9, 1)],  # only seed 0 counts
+        "rho0.5": [_run(0.60, 0.795)],  # within 1 point of NCL: eligible
+        "lr1": [_run(0.55, 0.81)],
+        "rho0.2": [_run(0.70, 0.75)],  # most consistent, but loses 5 points of accuracy
     }
-    tuned, info = grid.select_tuned(p, results)
-    assert info["selected"] == "rho=0.5" and not info["candidates"]["rho=0.2"]["eligible"]
+    tuned, info = select_tuned(p, results)
+    assert info["selected"] == "rho0.5" and not info["candidates"]["rho0.2"]["eligible"]
     assert info["lp1_floor"] == pytest.approx(0.79)
-    assert tuned.name == grid.TUNED and tuned.overrides == {"prior": 0.5}
+    assert tuned.key == paper.TUNE.tuned_key and tuned.method == {"gate": {"prior": 0.5}}
+    assert tuned.preset == "bayesncl" and tuned.label == "BayesNCL (tuned)"
     assert list(tuned.seeds(3)) == [1, 2, 3]  # fresh seeds: seed 0 chose the cell
-    results["rho=0.5"] = [_run(0.60, 0.70)]
-    tuned, info = grid.select_tuned(p, results)
-    assert tuned.optim == {"gate_lr": 1.0} and tuned.overrides == {}
-    results["BayesNCL (STE)"][0] = _run(0.99, 0.8)
-    tuned, info = grid.select_tuned(p, results)  # the default wins: rerun on fresh seeds too
-    assert info["selected"] == "BayesNCL (STE)" and tuned.overrides == {} and tuned.optim == {}
+    results["rho0.5"] = [_run(0.60, 0.70)]
+    tuned, info = select_tuned(p, results)
+    assert tuned.optim == {"gate_lr": 1.0} and tuned.method == {}
+    results["bayesncl"][0] = _run(0.99, 0.8)
+    tuned, info = select_tuned(p, results)  # the default wins: rerun on fresh seeds too
+    assert info["selected"] == "bayesncl" and tuned.method == {} and tuned.optim == {}
     assert list(tuned.seeds(3)) == [1, 2, 3]
-    for name in ("BayesNCL (STE)", "rho=0.5", "gate lr=1"):
-        results[name][0] = _run(0.99, 0.5)
-    assert grid.select_tuned(p, results)[0] is None  # nothing keeps the accuracy
+    for key in ("bayesncl", "rho0.5", "lr1"):
+        results[key][0] = _run(0.99, 0.5)
+    assert select_tuned(p, results)[0] is None  # nothing keeps the accuracy
 
 
 def test_reproduce_confirms_the_selected_cell_on_fresh_seeds(tmp_path, monkeypatch):
     p = _sens_preset()
     monkeypatch.setitem(grid.PRESETS, "sens", p)
-    scores = {"NCL": (0.4, 0.8), "BayesNCL (STE)": (0.5, 0.8), "rho=0.5": (0.6, 0.8),
-              "gate lr=1": (0.3, 0.8), "rho=0.2": (0.7, 0.5), grid.TUNED: (0.65, 0.81)}  # fmt: skip
+    scores = {"ncl": (0.4, 0.8), "bayesncl": (0.5, 0.8), "rho0.5": (0.6, 0.8),
+              "lr1": (0.3, 0.8), "rho0.2": (0.7, 0.5), paper.TUNE.tuned_key: (0.65, 0.81)}  # fmt: skip
     ran = []
 
     def fake_job(row, seed, preset, root, extra, data_dir):
-        ran.append((row.name, seed))
-        out = grid.run_dir(root, row, seed) / "eval" / "metrics.json"
-        out.parent.mkdir(parents=True)
-        cons, lp1 = scores[row.name]
-        out.write_text(json.dumps({"consistency": cons + seed / 100, "linear_top1": lp1}))
-        return out
+        ran.append((row.key, seed))
+        rd = grid.run_dir(root, row, seed)
+        rd.mkdir(parents=True)
+        cons, lp1 = scores[row.key]
+        (rd / grid.DONE).write_text(
+            json.dumps({"consistency": cons + seed / 100, "linear_top1": lp1})
+        )
+        return rd / grid.DONE
 
     monkeypatch.setattr(grid, "_run_job", fake_job)
+    monkeypatch.setattr(grid, "check_finished_run", lambda *a: None)  # no fit configs here
     tables = grid.reproduce("sens", out=str(tmp_path))
-    assert ran[-3:] == [(grid.TUNED, 1), (grid.TUNED, 2), (grid.TUNED, 3)]
-    assert tables["main"][grid.TUNED]["Cons."]["values"] == [0.66, 0.67, 0.68]
+    tuned = paper.TUNE.tuned_key
+    assert ran[-3:] == [(tuned, 1), (tuned, 2), (tuned, 3)]
+    assert tables["main"][tuned]["consistency"]["values"] == [0.66, 0.67, 0.68]
     data = json.loads((tmp_path / "results.json").read_text())
-    assert data["tuning"]["selected"] == "rho=0.5"
+    assert data["tuning"]["selected"] == "rho0.5" and data["tuned_row"] == tuned
+    assert data["rows"][tuned]["method"] == {"gate": {"prior": 0.5}}
     assert "| BayesNCL (tuned) | 3 |" in (tmp_path / "results.md").read_text()
     ran.clear()
     grid.reproduce("sens", out=str(tmp_path))  # rerun: everything done, tuned runs included
     assert ran == []
 
 
-def test_a_finished_run_made_with_other_settings_is_not_reused(tmp_path, monkeypatch):
-    p = _sens_preset()
-    row = p.rows[2]
-    argv = grid.fit_argv(p, row, 0, tmp_path, [])
-    grid.check_finished_run(p, row, 0, tmp_path)  # same settings: fine
+# --- provenance (issue 18 item 10) ------------------------------------------------------------
+
+
+def _fake_fit(monkeypatch, seconds, fail=False):
+    """`fit` that writes the resolved config.yaml as fit does and 'trains' for ``seconds``
+    (recorded by the grid's timer), then returns, or dies like a kill after its checkpoint."""
+
+    def fit(argv, callbacks=()):
+        cfg = grid.resolved_fit_config(argv)
+        rd = Path(cfg["run_dir"])
+        (rd / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (rd / "config.yaml").write_text(yaml.safe_dump(cfg))
+        timer = callbacks[0]
+        timer.t0 -= seconds
+        timer.on_save_checkpoint(None, None, {})
+        if fail:
+            raise KeyboardInterrupt("killed after its checkpoint")
+        return rd
+
+    monkeypatch.setattr("bayesncl.train.fit.fit", fit)
+
+
+def _fake_evaluate(monkeypatch, calls):
+    def evaluate_checkpoint(checkpoint, out_dir=None, **kw):
+        calls.append(out_dir)
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        metrics = {"consistency": 0.5, "linear_top1": 0.8}
+        (Path(out_dir) / "metrics.json").write_text(json.dumps(metrics))
+        return metrics
+
+    monkeypatch.setattr("bayesncl.evaluate.run.evaluate_checkpoint", evaluate_checkpoint)
+
+
+@pytest.fixture
+def one_row():
+    return Preset("one", "digits", (Row("ncl", "NCL", "ncl", tables=("main",)),), 1,
+                  ("--trainer.max_epochs", "3"), {"probe_epochs": 5})  # fmt: skip
+
+
+def test_training_time_adds_up_over_resumed_segments(tmp_path, monkeypatch, one_row):
+    calls = []
+    _fake_evaluate(monkeypatch, calls)
+    row = one_row.rows[0]
+    _fake_fit(monkeypatch, 5.0, fail=True)
+    with pytest.raises(KeyboardInterrupt):
+        grid._run_job(row, 0, one_row, tmp_path, [], None)
+    rd = grid.run_dir(tmp_path, row, 0)
+    assert not (rd / grid.DONE).exists() and calls == []
+    _fake_fit(monkeypatch, 3.0)
+    done = json.loads(grid._run_job(row, 0, one_row, tmp_path, [], None).read_text())
+    assert done["fit_seconds"] == pytest.approx(8.0, abs=0.5)
+    assert [round(s["seconds"]) for s in done["fit_segments"]] == [5, 3]
+    # the grid evaluates into its own folder, not `bayesncl evaluate`'s RUN_DIR/eval
+    assert calls == [str(rd / "grid-eval")] and not (rd / "eval").exists()
+    assert done["eval_args"] == {"probe_epochs": 5, "data_dir": None}
+    assert done["fit_config"]["trainer"]["max_epochs"] == 3 and "run_dir" not in done["fit_config"]
+
+
+def test_done_marker_is_written_last_and_atomically(tmp_path, monkeypatch, one_row):
+    calls = []
+    _fake_evaluate(monkeypatch, calls)
+    _fake_fit(monkeypatch, 1.0)
+    row = one_row.rows[0]
+    real_write = grid.write_json_atomic
+
+    def killed_at_done(path, data):
+        if Path(path).name == grid.DONE:
+            raise KeyboardInterrupt("killed before done.json")
+        real_write(path, data)
+
+    monkeypatch.setattr(grid, "write_json_atomic", killed_at_done)
+    with pytest.raises(KeyboardInterrupt):
+        grid._run_job(row, 0, one_row, tmp_path, [], None)
+    rd = grid.run_dir(tmp_path, row, 0)
+    assert (rd / "grid-eval" / "metrics.json").is_file() and not (rd / grid.DONE).exists()
+    monkeypatch.setattr(grid, "write_json_atomic", real_write)
+
+    def fit_again(*a, **k):
+        raise AssertionError("trained already: only the evaluation is redone")
+
+    monkeypatch.setattr("bayesncl.train.fit.fit", fit_again)
+    results = grid._run_rows(one_row.rows, 1, 1, (one_row, tmp_path, [], None))  # not done: rerun
+    assert results["ncl"][0]["consistency"] == 0.5 and len(calls) == 2
+    assert results["ncl"][0]["fit_seconds"] == pytest.approx(1.0, abs=0.5)  # kept from the fit
+
+
+def test_write_json_atomic_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch):
+    path = tmp_path / "done.json"
+    write_json_atomic(path, {"a": 1})
+
+    def broken_replace(src, dst):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError):
+        write_json_atomic(path, {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["done.json"]  # no temp file left
+
+
+def test_a_finished_run_made_with_other_settings_is_refused(tmp_path, monkeypatch, one_row):
+    calls = []
+    _fake_evaluate(monkeypatch, calls)
+    _fake_fit(monkeypatch, 1.0)
+    row = one_row.rows[0]
+    common = (one_row, tmp_path, ["--data.train_subset", "1024"], None)
+    grid._run_rows(one_row.rows, 1, 1, common)
+    rd = grid.run_dir(tmp_path, row, 0)
+    grid.check_finished_run(one_row, row, 0, tmp_path, ["--data.train_subset", "1024"])  # same
     monkeypatch.chdir(tmp_path)
-    grid.check_finished_run(p, row, 0, Path("."))  # the same folder, spelled another way
-    changed = grid.Row(row.name, "bayesncl", {"prior": 0.3}, row.tables, max_seeds=1)
-    with pytest.raises(ValueError, match=r"made with other settings.*delete that folder"):
-        grid.check_finished_run(p, changed, 0, tmp_path)
-    assert Path(argv[1]).is_file()
+    grid.check_finished_run(one_row, row, 0, Path("."), ["--data.train_subset", "1024"])
+    # a 1,024-image run is not reused for a full-data grid, nor a 3-epoch run for 1 epoch
+    with pytest.raises(ValueError) as err:
+        grid._run_rows(one_row.rows, 1, 1, (one_row, tmp_path, ["--trainer.max_epochs", "1"], None))
+    msg = str(err.value)
+    assert str(rd) in msg and "delete that folder" in msg.lower()
+    assert "data.train_subset: 1024 -> None" in msg and "trainer.max_epochs: 3 -> 1" in msg
+    # another data folder or other evaluation options: refused too
+    with pytest.raises(ValueError, match=r"data\.data_dir: 'data' -> '/elsewhere'"):
+        grid.check_finished_run(one_row, row, 0, tmp_path,
+                                ["--data.train_subset", "1024", "--data.data_dir", "/elsewhere"])  # fmt: skip
+    other_eval = Preset("one", "digits", one_row.rows, 1, one_row.fit_args, {"probe_epochs": 9})
+    with pytest.raises(ValueError, match=r"evaluate\.probe_epochs: 5 -> 9"):
+        grid.check_finished_run(other_eval, row, 0, tmp_path, ["--data.train_subset", "1024"])
+    # settings that do not change the trained model do not count
+    grid.check_finished_run(one_row, row, 0, tmp_path,
+                            ["--data.train_subset", "1024", "--data.num_workers", "3"])  # fmt: skip
+
+
+# --- workers ----------------------------------------------------------------------------------
 
 
 def test_parallel_progress_is_printed_as_each_run_ends(tmp_path, monkeypatch):
@@ -209,8 +349,21 @@ def test_parallel_progress_is_printed_as_each_run_ends(tmp_path, monkeypatch):
     printed = []
     monkeypatch.setattr(grid, "print", lambda *a, **k: printed.append((time.time(), a[0])),
                         raising=False)  # fmt: skip
-    fast, slow = grid.Row("fast", "cl", {"sleep": 0.1}), grid.Row("slow", "cl", {"sleep": 4.0})
+    fast, slow = Row("fast", "fast", "cl"), Row("slow", "slow", "cl")
     todo = [(1, fast, 0), (2, slow, 0)]
     grid._run_jobs(todo, 2, 2, (None, tmp_path, [], None), job=sleepy_job)
     when = next(t for t, line in printed if line.startswith("[1/2] fast, seed 0: finished"))
     assert when < float((tmp_path / "slow.end").read_text())
+
+
+def test_a_failed_parallel_run_is_named(tmp_path):
+    from tests.reproduce.fake_jobs import failing_job
+
+    rows = [(1, Row("cl", "CL", "cl"), 0), (2, Row("ncl", "NCL", "ncl"), 0)]
+    with pytest.raises(RuntimeError, match=r"run \[\d/2\] .*, seed 0 failed \(its folder: .*runs/"):
+        grid._run_jobs(rows, 2, 2, (None, tmp_path, [], None), job=failing_job)
+
+
+def test_workers_must_be_positive():
+    with pytest.raises(ValueError, match="workers=0"):
+        grid.reproduce("quick", workers=0)

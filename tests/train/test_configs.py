@@ -13,7 +13,7 @@ from bayesncl.core.presets import PRESETS
 from bayesncl.train.fit import parse_fit_args
 from bayesncl.train.recipes import CONFIG_PRESETS, RECIPES, recipe
 
-from ..fakedata import write_cifar, write_fashion_mnist, write_imagenet100
+from ..fakedata import write_cifar, write_fashion_mnist, write_image_folder, write_imagenet100
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "configs").glob("*/*.yaml"))
@@ -48,21 +48,43 @@ E2E = {
     "cifar10": "bayesncl-gs",
     "cifar100": "nscl",
     "imagenet100": "bayesncl-head3",
+    "imagefolder": "ncl",
 }
 
 
 def test_every_dataset_has_an_end_to_end_run():
-    assert set(E2E) == set(RECIPES)
+    assert set(E2E) == set(RECIPES) == set(FAKE_DATA)
+
+
+def test_a_new_users_image_folder_needs_only_its_data_dir(tmp_path):
+    """Issue 16: 3 classes of 28-px PNGs train with the README's command and --data.data_dir
+    (the test only adds limits to stay short); classes and size come from the folders."""
+    from bayesncl.train.datamodule import SSLDataModule
+
+    data = write_image_folder(tmp_path / "images", ["cat", "dog", "owl"], 4, size=28)
+    dm = SSLDataModule(dataset="imagefolder", data_dir=str(data), num_workers=0)
+    assert (dm.num_classes, dm.image_size) == (3, 28)  # not upscaled to 224 px
+    run = tmp_path / "run"
+    args = ["fit", "--config", "imagefolder/ncl", "--data.data_dir", str(data), "--run_dir",
+            str(run), "--trainer.max_steps", "1", "--data.batch_size", "4", "--data.num_workers", "0"]  # fmt: skip
+    assert main(args) == 0
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["model"]["stem"] == "auto"
+
+
+#: a writer of tiny files in each dataset's real on-disk format (digits ships with scikit-learn)
+FAKE_DATA = {
+    "digits": lambda root: root,
+    "fashion-mnist": write_fashion_mnist,
+    "cifar10": lambda root: write_cifar(root, 10),
+    "cifar100": lambda root: write_cifar(root, 100),
+    "imagenet100": write_imagenet100,
+    "imagefolder": lambda root: write_image_folder(root, ["cat", "dog", "owl"], 4, size=28),
+}
 
 
 def fake_data(dataset: str, root: Path) -> Path:
-    if dataset == "fashion-mnist":
-        write_fashion_mnist(root)
-    elif dataset in ("cifar10", "cifar100"):
-        write_cifar(root, 10 if dataset == "cifar10" else 100)
-    elif dataset == "imagenet100":
-        write_imagenet100(root)
-    return root
+    return FAKE_DATA[dataset](root)
 
 
 @pytest.mark.parametrize("dataset", sorted(E2E))

@@ -85,7 +85,7 @@ def test_bad_optim_settings(kwargs, match):
 
 def test_step_schedule_decays_at_the_given_epochs():
     cfg = OptimConfig(
-        name="sgd", lr=1.0, warmup_epochs=0, schedule="step", decay_epochs=(2, 3), decay_rate=0.1
+        name="sgd", lr=1.0, warmup_epochs=0, schedule="step", decay_at=(0.5, 0.75), decay_rate=0.1
     )
     model = torch.nn.Linear(2, 2)
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
@@ -96,5 +96,5 @@ def test_step_schedule_decays_at_the_given_epochs():
         opt.step()
         sched.step()
     assert lrs[19] == 1.0 and lrs[20] == pytest.approx(0.1) and lrs[30] == pytest.approx(0.01)
-    with pytest.raises(ValueError, match=r"needs optim\.decay_epochs"):
+    with pytest.raises(ValueError, match=r"needs optim\.decay_at"):
         OptimConfig(schedule="step")

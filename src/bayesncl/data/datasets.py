@@ -336,6 +336,25 @@ class DatasetSpec:
     load: Callable[[bool, Path, bool], Dataset]
     eval_resize: int | None = None
 
+    def resolve(
+        self,
+        data_dir: Path,
+        download: bool = False,
+        image_size: int | None = None,
+        num_classes: int | None = None,
+    ) -> tuple[int, int]:
+        """(image size, number of classes) of a run: the ones asked for, else the dataset's;
+        for image folders (0 in the spec) the class folders of train/ and the shorter side of
+        its first image, so 28-px images are not upscaled to 224 px unless asked."""
+        if (image_size or self.image_size) and (num_classes or self.num_classes):
+            return image_size or self.image_size, num_classes or self.num_classes
+        train = self.load(True, Path(data_dir), download)
+        if not (image_size or self.image_size):
+            first = train[0][0]
+            shape = first.shape[-2:] if isinstance(first, torch.Tensor) else first.size
+            image_size = int(min(shape))
+        return image_size or self.image_size, num_classes or self.num_classes or len(train.classes)
+
     def configured(self, num_classes: int | None = None, skip_corrupt: bool = False) -> DatasetSpec:
         """This spec with the options of ``SSLDataModule`` checked and given to its loader:
         ``num_classes`` (the model's outputs) may not be below the dataset's classes (for image
@@ -406,8 +425,9 @@ DATASETS: dict[str, DatasetSpec] = {
         ImageFolderLoader(tuple(imagenet100_classes())),
         256,
     ),
+    # classes (0) and image size (0) come from the data: train/'s folders, the images' own size
     "imagefolder": DatasetSpec(
-        "imagefolder", 0, 3, 224, *_IMAGENET_STATS, SIMCLR_AUGMENT, ImageFolderLoader(), 256
+        "imagefolder", 0, 3, 0, *_IMAGENET_STATS, SIMCLR_AUGMENT, ImageFolderLoader(), None
     ),
 }
 

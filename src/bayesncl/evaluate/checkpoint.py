@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from bayesncl.core.presets import from_legacy
+from bayesncl.train.module import PretrainModule
 from bayesncl.train.optim import OptimConfig
 
 
@@ -19,8 +20,6 @@ class CheckpointError(ValueError):
 
 def load_pretrained(path: str | Path):
     """(PretrainModule in eval mode, the run config dict) from a ``bayesncl fit`` checkpoint."""
-    from bayesncl.train.module import PretrainModule
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(

@@ -16,7 +16,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from bayesncl.data.augment import AugmentConfig, view_transform
 from bayesncl.metrics.retrieval import rank_dimensions
+from bayesncl.train.optim import OptimConfig, make_optimizer, make_scheduler, param_groups
 
 
 def _topk_acc(logits: Tensor, labels: Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
@@ -41,6 +43,11 @@ def linear_probe(
     seed: int = 0,
 ) -> dict[str, float]:
     """Top-1/top-5 of a linear classifier on standardised frozen features (SGD + cosine lr)."""
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(
+            f"linear probe: epochs={epochs} and batch_size={batch_size} must be >= 1 "
+            "(0 epochs would report an untrained classifier, i.e. chance)"
+        )
     c = num_classes or int(max(train_y.max(), test_y.max())) + 1
     mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
     xtr, xte = (train_x - mean) / std, (test_x - mean) / std
@@ -68,6 +75,8 @@ def knn_accuracy(
 ) -> dict[str, float]:  # fmt: skip
     """Temperature-weighted cosine kNN (InstDisc vote: weight exp(sim / T)); defaults k = 200,
     T = 0.1 as in lightly's benchmarks."""
+    if k < 1 or not temperature > 0:
+        raise ValueError(f"kNN: k={k} must be >= 1 and temperature={temperature} > 0")
     c = num_classes or int(max(train_y.max(), test_y.max())) + 1
     k = min(k, len(train_x))
     tr = F.normalize(train_x.float(), dim=1)
@@ -88,6 +97,10 @@ def feature_selection_probe(
     """Linear probe on the ``dims`` most active dimensions of the representation, ranked by
     activation mass on the training set (spec §2.9; ranked once, before training, unlike the
     official code, which re-ranks after epoch 0 and keeps the classifier's weights)."""
+    if not 1 <= dims <= train_feats.shape[1]:
+        raise ValueError(
+            f"feature-selection probe: dims={dims} must be in 1..{train_feats.shape[1]} (K)"
+        )
     keep = rank_dimensions(train_feats)[:dims]
     return linear_probe(train_feats[:, keep], train_y, test_feats[:, keep], test_y, **kwargs)
 
@@ -114,6 +127,17 @@ PROTOCOLS: dict[str, ProbeProtocol] = {
 }
 
 
+#: the official probes' training augmentation: RandomResizedCrop (scale 0.08-1) + horizontal flip
+PROBE_AUGMENT = AugmentConfig(
+    crop_scale_min=0.08, jitter_prob=0.0, grayscale_prob=0.0, blur_prob=0.0, flip_prob=0.5
+)
+
+
+def probe_augmentation(size: int, mean: tuple[float, ...], std: tuple[float, ...]):
+    """The transform of the official protocols' training images (:data:`PROBE_AUGMENT`)."""
+    return view_transform(PROBE_AUGMENT, size, mean, std)
+
+
 def augmented_linear_probe(
     backbone: torch.nn.Module,
     train_set: Dataset,
@@ -127,8 +151,6 @@ def augmented_linear_probe(
     """Train a linear classifier on ``backbone`` features of augmented ``train_set`` batches
     (items: (augmented image tensor, label)); the backbone stays frozen and in eval mode, so
     neither its weights nor its BatchNorm statistics change. Evaluated on ``test_h``."""
-    from bayesncl.train.optim import OptimConfig, make_optimizer, make_scheduler, param_groups
-
     backbone.eval()
     device = next(backbone.parameters()).device
     g = torch.Generator().manual_seed(seed)

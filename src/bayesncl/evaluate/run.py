@@ -8,18 +8,23 @@ interpretability metrics were computed on.
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-import torch
-from torch.utils.data import DataLoader
+from jsonargparse import ArgumentParser
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
+from bayesncl.data.splits import EvalSplits, Transformed, eval_splits
+from bayesncl.evaluate import steps
 from bayesncl.evaluate.checkpoint import load_pretrained
 from bayesncl.evaluate.extract import extract
-from bayesncl.metrics.retrieval import retrieval_precision
-from bayesncl.metrics.streaming import interpretability_report
+from bayesncl.evaluate.probe import probe_augmentation
+from bayesncl.models.encoder import Encoder
 
 #: rows of the markdown table: (key in metrics.json, label, scale)
 TABLE_ROWS = [
@@ -37,194 +42,198 @@ TABLE_ROWS = [
     ("linear_top5", "linear probe top-5 (%)", 100),
     ("knn_top1", "kNN top-1 (%)", 100),
     ("gate_open", "gate open rate", 1),
+    ("objective_top1", "objective's classifier top-1 (%)", 100),
     ("gmacs_pair", "GMACs (two-view pair)", 1),
     ("params", "parameters (M)", 1e-6),
 ]
+
+
+def format_value(value: float, scale: float = 1) -> str:
+    """``value * scale`` to 4 significant digits; NaN and Inf as ``nan`` / ``inf`` (e.g. the
+    consistency of a matrix with no active dimension), never as a plausible number."""
+    v = float(value)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return f"{v * scale:.4g}"
 
 
 def markdown_table(metrics: dict[str, Any], title: str) -> str:
     lines = [f"### {title}", "", "| metric | value |", "|---|---|"]
     for key, label, scale in TABLE_ROWS:
         if key in metrics and metrics[key] is not None:
-            lines.append(f"| {label} | {metrics[key] * scale:.4g} |")
+            lines.append(f"| {label} | {format_value(metrics[key], scale)} |")
     return "\n".join(lines) + "\n"
 
 
-def evaluate_checkpoint(
-    checkpoint: str,
-    out_dir: str | None = None,
-    data_dir: str | None = None,
-    bn_mode: Literal["eval", "train"] = "eval",
-    soft_gate: bool = False,
-    save_features: str | None = None,
-    probe: bool = True,
-    probe_epochs: int = 100,
-    probe_protocol: Literal["fast", "cifar", "imagenet100"] = "fast",
-    knn_k: int = 200,
-    knn_temperature: float = 0.1,
-    select_dims: list[int] | None = None,
-    train_limit: int | None = None,
-    figures: bool = True,
-    batch_size: int = 512,
-    num_workers: int = 0,
-    cost: bool = True,
-) -> dict[str, Any]:
-    """Evaluate a ``bayesncl fit`` checkpoint; returns the metrics dict (also written to disk).
+@dataclass
+class EvalConfig:
+    """Options of ``bayesncl evaluate`` (checked when made, before any work).
 
     Args:
-        checkpoint: RUN_DIR/checkpoints/last.ckpt.
-        out_dir: where to write (default RUN_DIR/eval).
         data_dir: dataset location if it moved since training.
         bn_mode: ``eval`` (running statistics) or ``train`` (the official code's batch statistics).
         soft_gate: evaluate with alpha as the mask instead of the hard gate (official option).
         save_features: write the evaluated matrix and labels to this .npz file.
         probe: run the linear probe, kNN and feature-selection probes (on the training split).
-        probe_epochs: epochs of the linear probe on frozen features.
-        probe_protocol: ``fast`` (linear probe on pre-extracted, un-augmented features: the CPU
-            path), or an official protocol on augmented images through the frozen backbone:
-            ``cifar`` (LARS, 50 epochs) or ``imagenet100`` (SGD lr 1.0, 50 epochs); slow on CPU.
-        knn_k, knn_temperature: weighted kNN settings (lightly's defaults 200 / 0.1).
-        select_dims: widths of the feature-selection probe and of top-dimension retrieval
-            (default: K/8, K/4, K/2).
-        train_limit: use at most this many training images for the probes.
+        probe_epochs: epochs of the linear probe on frozen features (>= 1).
+        probe_protocol: a key of ``bayesncl.evaluate.steps.PROBES``: ``fast`` (linear probe on
+            pre-extracted, un-augmented features: the CPU path), or an official protocol on
+            augmented images through the frozen backbone: ``cifar`` (LARS, 50 epochs) or
+            ``imagenet100`` (SGD lr 1.0, 50 epochs); slow on CPU.
+        knn_k: neighbours of the weighted kNN vote (>= 1; lightly's default 200).
+        knn_temperature: temperature T of the vote weights exp(sim / T) (> 0; lightly's 0.1).
+        select_dims: widths of the feature-selection probe and of top-dimension retrieval, each
+            in 1..K (default: K/8, K/4, K/2).
+        train_limit: use at most this many training images for the probes (>= 1).
         figures: write the PNG figures.
-        cost: parameters, GMACs and step time.
+        batch_size: images per batch of the feature extraction (>= 1).
+        num_workers: loader processes of the feature extraction (0: in this process).
+        cost: parameters, GMACs and step time (on a copy of the model).
     """
-    from bayesncl.train.datamodule import SSLDataModule, _subset, _Transformed
 
-    model, run_cfg = load_pretrained(checkpoint)
+    data_dir: str | None = None
+    bn_mode: Literal["eval", "train"] = "eval"
+    soft_gate: bool = False
+    save_features: str | None = None
+    probe: bool = True
+    probe_epochs: int = 100
+    probe_protocol: str = "fast"
+    knn_k: int = 200
+    knn_temperature: float = 0.1
+    select_dims: list[int] | None = None
+    train_limit: int | None = None
+    figures: bool = True
+    batch_size: int = 512
+    num_workers: int = 0
+    cost: bool = True
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, option: str, valid: str) -> None:
+            if not ok:
+                raise ValueError(f"--{option}={getattr(self, option)!r} is invalid: {valid}")
+
+        need(self.bn_mode in ("eval", "train"), "bn_mode", "use eval or train")
+        need(
+            self.probe_protocol in steps.PROBES, "probe_protocol", f"use {', '.join(steps.PROBES)}"
+        )
+        need(self.probe_epochs >= 1, "probe_epochs", "must be >= 1 (0 epochs reports chance)")
+        need(self.knn_k >= 1, "knn_k", "the neighbours of the kNN vote must be >= 1")
+        need(math.isfinite(self.knn_temperature) and self.knn_temperature > 0, "knn_temperature",
+             "must be > 0")  # fmt: skip
+        need(self.select_dims is None or all(d >= 1 for d in self.select_dims), "select_dims",
+             "every width must be in 1..K (the representation width)")  # fmt: skip
+        need(self.train_limit is None or self.train_limit >= 1, "train_limit",
+             "must be >= 1 (or unset: the whole training split)")  # fmt: skip
+        need(self.batch_size >= 1, "batch_size", "must be >= 1")
+        need(self.num_workers >= 0, "num_workers", "must be >= 0 (0: load in this process)")
+
+    def dims(self, k: int) -> list[int]:
+        """The widths of top-dimension retrieval and feature selection for a K-dim model."""
+        if self.select_dims and max(self.select_dims) > k:
+            raise ValueError(
+                f"--select_dims={self.select_dims!r} is invalid: every width must be in 1..{k} "
+                f"(K, the width of this model's representation)"
+            )
+        return list(self.select_dims) if self.select_dims else steps.default_dims(k)
+
+
+def writable_dir(path: Path, option: str) -> Path:
+    """Create ``path`` and check a file can be written there; ``ValueError`` naming it if not."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".bayesncl-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(
+            f"cannot write to {path} ({type(err).__name__}: {err.strerror or err}): pass "
+            f"{option} with a writable directory"
+        ) from None
+    return path
+
+
+def _option_names() -> str:
+    return ", ".join(f.name for f in fields(EvalConfig))
+
+
+def _loader(ds: Dataset, config: EvalConfig) -> DataLoader:
+    return DataLoader(ds, batch_size=config.batch_size, num_workers=config.num_workers)
+
+
+def run(
+    encoder: Encoder, splits: EvalSplits, config: EvalConfig, out_dir: Path, num_classes: int,
+    classifier: nn.Module | None = None, source: str = "the model", title: str = "",
+) -> dict[str, Any]:  # fmt: skip
+    """Every evaluation step of ``encoder`` on ``splits`` (no Lightning involved); returns the
+    metrics. ``source`` names the model in errors; figures go to ``out_dir``."""
+    dims = config.dims(encoder.head.out_dim)
+    val_raw = splits.load(False)
+    val_set = Transformed(val_raw, splits.transform())
+    val = extract(encoder, _loader(val_set, config), config.bn_mode, config.soft_gate)
+    steps.check_finite(val, source)
+    m: dict[str, Any] = {"bn_mode": config.bn_mode, "soft_gate": config.soft_gate}
+    m["num_eval_samples"] = len(val.labels)
+    m |= steps.interpretability(val, num_classes)
+    m |= steps.retrieval(val, dims)
+    m |= steps.gate_statistics(val)
+    m |= steps.objective_accuracy(encoder, val)
+    if config.probe:
+        train_raw = splits.load(True, config.train_limit)
+        train_set = Transformed(train_raw, splits.transform())
+        train = extract(encoder, _loader(train_set, config), "eval", config.soft_gate)
+        steps.check_finite(train, source)
+        augment = probe_augmentation(splits.image_size, splits.spec.mean, splits.spec.std)
+        inputs = steps.ProbeInputs(train, val, num_classes, config.probe_epochs, encoder,
+                                   train_raw, augment, config.num_workers)  # fmt: skip
+        m |= steps.linear(inputs, config.probe_protocol)
+        m |= steps.knn(train, val, num_classes, config.knn_k, config.knn_temperature)
+        m |= steps.feature_selection(train, val, dims, num_classes, config.probe_epochs)
+    if config.cost:
+        m |= steps.cost(encoder, tuple(val_set[0][0].shape), classifier)
+    if config.save_features:
+        m |= steps.export_features(val, config.save_features)
+    if config.figures:
+        m |= steps.figures(val, lambda i: val_raw[i][0], out_dir, title)
+    return m
+
+
+def evaluate_checkpoint(
+    checkpoint: str, out_dir: str | None = None, **options: Any
+) -> dict[str, Any]:
+    """Evaluate a ``bayesncl fit`` checkpoint (RUN_DIR/checkpoints/last.ckpt); ``options`` are
+    the fields of :class:`EvalConfig`. Returns the metrics dict, also written to OUT/metrics.json
+    and OUT/metrics.md (OUT: ``out_dir``, default RUN_DIR/eval). The model is not changed."""
+    unknown = sorted(set(options) - {f.name for f in fields(EvalConfig)})
+    if unknown:
+        raise ValueError(f"unknown evaluate options {unknown}; valid: {_option_names()}")
+    config = EvalConfig(**options)
     ckpt_path = Path(checkpoint)
-    out = Path(out_dir) if out_dir else ckpt_path.parent.parent / "eval"
-    out.mkdir(parents=True, exist_ok=True)
-    from bayesncl.train.fit import resolved_init
-
-    data_cfg = resolved_init(run_cfg).data.as_dict() if run_cfg else {}
-    data_cfg.pop("train_subset", None)
-    data_cfg.pop("val_subset", None)
-    if data_dir is not None:
-        data_cfg["data_dir"] = data_dir
-    data_cfg["num_workers"] = num_workers
-    dm = SSLDataModule(**data_cfg)
-    num_classes = model.hparams.num_classes
-    val_raw = dm.load(False)
-    val_loader = DataLoader(
-        _Transformed(val_raw, dm.eval_transform()), batch_size=batch_size, num_workers=num_workers
-    )
-    val = extract(model.encoder, val_loader, bn_mode, soft_gate)
+    model, run_cfg = load_pretrained(ckpt_path)
+    out = writable_dir(Path(out_dir) if out_dir else ckpt_path.parent.parent / "eval", "--out_dir")
+    if config.save_features:
+        writable_dir(Path(config.save_features).parent, "--save_features (its folder)")
+    splits = eval_splits(run_cfg.get("data"), config.data_dir)
+    title = f"{splits.spec.name} / {model.method.name}"
     metrics: dict[str, Any] = {
-        "checkpoint": str(ckpt_path),
-        "method": model.method.name,
-        "dataset": dm.spec.name,
-        "bn_mode": bn_mode,
-        "soft_gate": soft_gate,
-        "num_eval_samples": len(val.labels),
-    }
-    metrics.update(interpretability_report(val.output, val.labels, num_classes))
-    n_ret = min(10, len(val.labels) - 1)
-    ks = tuple(k for k in (1, 3, 5, 10) if k <= n_ret)
-    for k, v in retrieval_precision(val.output, val.labels, ks).items():
-        metrics[f"retrieval_p{k}"] = v
-    dim = val.output.shape[1]
-    dims = select_dims or sorted({max(1, dim // 8), max(1, dim // 4), max(1, dim // 2)})
-    for d in dims:  # retrieval on the d most active dimensions only (spec §2.6)
-        for k, v in retrieval_precision(val.output, val.labels, ks, num_dims=d).items():
-            metrics[f"retrieval_top{d}dims_p{k}"] = v
-    if val.mask is not None:
-        metrics["gate_open"] = float(val.mask.mean())
-    if probe:
-        train_raw = _subset(dm.load(True), train_limit)
-        train_loader = DataLoader(
-            _Transformed(train_raw, dm.eval_transform()),
-            batch_size=batch_size,
-            num_workers=num_workers,
-        )
-        train = extract(model.encoder, train_loader, "eval", soft_gate)
-        from bayesncl.evaluate.probe import feature_selection_probe, knn_accuracy, linear_probe
-
-        if probe_protocol == "fast":
-            lp = linear_probe(
-                train.h, train.labels, val.h, val.labels, num_classes, epochs=probe_epochs
-            )
-        else:
-            from bayesncl.data.augment import AugmentConfig, view_transform
-            from bayesncl.evaluate.probe import PROTOCOLS, augmented_linear_probe
-
-            crop_flip = AugmentConfig(
-                crop_scale_min=0.08,
-                jitter_prob=0.0,
-                grayscale_prob=0.0,
-                blur_prob=0.0,
-                flip_prob=0.5,
-            )
-            aug = view_transform(crop_flip, dm.image_size, dm.spec.mean, dm.spec.std)
-            lp = augmented_linear_probe(
-                model.encoder.backbone, _Transformed(train_raw, aug), val.h, val.labels, num_classes,
-                PROTOCOLS[probe_protocol], num_workers,
-            )  # fmt: skip
-        metrics["linear_protocol"] = probe_protocol
-        metrics.update({f"linear_{k}": v for k, v in lp.items()})
-        kn = knn_accuracy(
-            train.h, train.labels, val.h, val.labels, knn_k, knn_temperature, num_classes
-        )
-        metrics.update({f"knn_{k}": v for k, v in kn.items()})
-        metrics["knn_k"], metrics["knn_temperature"] = knn_k, knn_temperature
-        for d in dims:
-            fs = feature_selection_probe(
-                train.features,
-                train.labels,
-                val.features,
-                val.labels,
-                d,
-                num_classes=num_classes,
-                epochs=probe_epochs,
-            )
-            metrics[f"select{d}_top1"] = fs["top1"]
-    if cost:
-        image_shape = tuple(val_loader.dataset[0][0].shape)
-        metrics.update(cost_report_safe(model, image_shape))
-    if save_features:
-        np.savez_compressed(save_features, features=val.output.numpy(), labels=val.labels.numpy())
-        metrics["features_file"] = str(save_features)
-    if figures:
-        from bayesncl.evaluate import figures as fig
-
-        name = f"{dm.spec.name} / {model.method.name}"
-        metrics["figures"] = [
-            str(
-                fig.top_activated_grid(
-                    val.output, lambda i: val_raw[i][0], out / "top_activated.png", title=name
-                )
-            ),
-            str(fig.correlation_heatmap(val.output, out / "correlation.png", title=name)),
-        ]
-        if val.mask is not None:
-            metrics["figures"].append(
-                str(
-                    fig.gate_vs_frequency(
-                        val.mask, val.features, out / "gate_vs_frequency.png", title=name
-                    )
-                )
-            )
+        "checkpoint": str(ckpt_path), "method": model.method.name, "dataset": splits.spec.name,
+    }  # fmt: skip
+    metrics |= run(model.encoder, splits, config, out, model.hparams.num_classes,
+                   model.classifier, f"checkpoint {ckpt_path}", title)  # fmt: skip
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    (out / "metrics.md").write_text(
-        markdown_table(metrics, f"{dm.spec.name} / {model.method.name}")
-    )
+    (out / "metrics.md").write_text(markdown_table(metrics, title))
     return metrics
 
 
-def cost_report_safe(model, image_shape) -> dict[str, float]:
-    from bayesncl.evaluate.cost import cost_report
-
-    with torch.enable_grad():
-        return cost_report(model, image_shape)
-
-
 def evaluate_main(argv: list[str] | None = None) -> dict[str, Any]:
-    from jsonargparse import ArgumentParser
-
+    """The ``bayesncl evaluate`` command line: prints the markdown table."""
     parser = ArgumentParser(prog="bayesncl evaluate", description=__doc__, exit_on_error=False)
-    parser.add_function_arguments(evaluate_checkpoint, as_positional=True)
+    parser.add_argument("checkpoint", type=str, help="RUN_DIR/checkpoints/last.ckpt")
+    parser.add_argument("--out_dir", type=str | None, default=None, help="default RUN_DIR/eval")
+    parser.add_class_arguments(EvalConfig, nested_key=None)
     cfg = parser.parse_args(sys.argv[2:] if argv is None else argv)
-    metrics = evaluate_checkpoint(**cfg.as_dict())
+    options = {f.name: cfg[f.name] for f in fields(EvalConfig)}
+    metrics = evaluate_checkpoint(cfg.checkpoint, cfg.out_dir, **options)
     print(markdown_table(metrics, f"{metrics['dataset']} / {metrics['method']}"))
     return metrics

@@ -3,13 +3,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Literal
 
 import torchvision
 from torch import nn
 
-Stem = Literal["cifar", "imagenet"]
-BACKBONES: tuple[str, ...] = ("resnet18", "resnet50", "convnet")
+Stem = Literal["cifar", "imagenet", "auto"]
+
+#: ``auto`` picks the CIFAR stem for images up to this size, the ImageNet stem above
+SMALL_IMAGE = 64
+
+
+def resolve_stem(stem: str, image_size: int) -> str:
+    """``auto`` -> ``cifar`` for small images (<= 64 px: a stride-4 ImageNet stem would leave a
+    2x2 map at 28 px), ``imagenet`` otherwise; other values pass through."""
+    if stem == "auto":
+        return "cifar" if image_size <= SMALL_IMAGE else "imagenet"
+    return stem
 
 
 def resnet(
@@ -28,7 +40,7 @@ def resnet(
         if in_channels != 3:
             net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
     else:
-        raise ValueError(f"stem={stem!r}; use 'cifar' or 'imagenet'")
+        raise ValueError(f"stem={stem!r}; use 'cifar', 'imagenet' or 'auto'")
     dim = net.fc.in_features
     net.fc = nn.Identity()
     return net, dim
@@ -55,6 +67,22 @@ def convnet(
     return nn.Sequential(*layers), 4 * width
 
 
+def _resnet(depth: Literal[18, 50], *, stem, cifar_padding, in_channels, width, norm):
+    return resnet(depth, stem, cifar_padding, in_channels)
+
+
+def _convnet(*, stem, cifar_padding, in_channels, width, norm):
+    return convnet(in_channels, width, norm)
+
+
+#: backbone name -> builder(stem=, cifar_padding=, in_channels=, width=, norm=) -> (net, dim)
+BACKBONES: dict[str, Callable[..., tuple[nn.Module, int]]] = {
+    "resnet18": partial(_resnet, 18),
+    "resnet50": partial(_resnet, 50),
+    "convnet": _convnet,
+}
+
+
 def build_backbone(
     name: str,
     stem: Stem = "cifar",
@@ -62,12 +90,15 @@ def build_backbone(
     in_channels: int = 3,
     width: int = 32,
     norm: Literal["batch", "group"] = "batch",
+    image_size: int = 32,
 ) -> tuple[nn.Module, int]:
-    """Backbone by name (``resnet18``, ``resnet50``, ``convnet``) and its feature width."""
-    if name == "resnet18":
-        return resnet(18, stem, cifar_padding, in_channels)
-    if name == "resnet50":
-        return resnet(50, stem, cifar_padding, in_channels)
-    if name == "convnet":
-        return convnet(in_channels, width, norm)
-    raise ValueError(f"backbone={name!r}; use one of: {', '.join(BACKBONES)}")
+    """Backbone by name (a key of :data:`BACKBONES`) and its feature width."""
+    if name not in BACKBONES:
+        raise ValueError(f"backbone={name!r}; use one of: {', '.join(BACKBONES)}")
+    return BACKBONES[name](
+        stem=resolve_stem(stem, image_size),
+        cifar_padding=cifar_padding,
+        in_channels=in_channels,
+        width=width,
+        norm=norm,
+    )

@@ -1,198 +1,86 @@
 """``bayesncl reproduce``: a grid of fit + evaluate runs, tabulated like the BayesNCL paper.
 
-Every cell is mean ± std over seeds. Runs live in OUT/runs/<row>/seed<k>/; a run whose
-eval/metrics.json exists is skipped, and an interrupted fit resumes from its last.ckpt, so
-rerunning the same command continues the grid. OUT/results.json holds every run's metrics and
-the tables; OUT/results.md the tables.
+The rows, tables and presets are data (:mod:`bayesncl.reproduce.paper`). Every cell is mean ±
+std over seeds. Runs live in OUT/runs/<row key>/seed<k>/:
+
+* a run is finished when its ``done.json`` exists (written last, atomically, with everything
+  the tables need); a finished run is reused only when its fully resolved fit config
+  (RUN_DIR/config.yaml, which ``fit`` writes) and evaluation settings equal what the grid would
+  use now, and refused otherwise, naming the folder and the differing keys;
+* an interrupted fit resumes from its last.ckpt, and its training time adds up over the
+  segments (RUN_DIR/fit-time.json);
+* the grid evaluates into RUN_DIR/grid-eval/, so ``bayesncl evaluate`` (RUN_DIR/eval/ by
+  default) never changes the grid's numbers.
+
+OUT/results.json holds every run's metrics and settings, the rows' parameters and the tables;
+OUT/results.md the tables.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bayesncl.train.recipes import recipe
-
-
-@dataclass(frozen=True)
-class Row:
-    """One configuration of the grid (one row of a table), run once per seed."""
-
-    name: str
-    method: str
-    overrides: dict[str, Any] = field(default_factory=dict)  # method_overrides
-    tables: tuple[str, ...] = ()
-    optim: dict[str, Any] = field(default_factory=dict)  # changes to model.optim
-    max_seeds: int | None = None  # run at most this many seeds of the row (None: all)
-    first_seed: int = 0  # seeds first_seed, first_seed + 1, ...
-
-    def seeds(self, n_seeds: int) -> range:
-        n = min(n_seeds, self.max_seeds or n_seeds)
-        return range(self.first_seed, self.first_seed + n)
-
-
-@dataclass(frozen=True)
-class Preset:
-    name: str
-    dataset: str
-    rows: tuple[Row, ...]
-    seeds: int
-    fit_args: tuple[str, ...]  # extra `bayesncl fit` arguments (epochs, ...)
-    eval_args: dict[str, Any]
-    sensitivity: tuple[tuple[float, float], ...] = ()  # (rho, lambda) grid for BayesNCL
-    description: str = ""
-    tune: bool = False  # after the grid, confirm the selected sensitivity cell (select_tuned)
-
-
-CORE_ROWS = (
-    Row("CL", "cl", tables=("main", "downstream")),
-    Row("NCL", "ncl", tables=("main", "downstream", "overhead")),
-    Row("NCL+TopK", "ncl-topk", tables=("main",)),
-    Row("BayesNCL (GS)", "bayesncl-gs", tables=("main",)),
-    Row(
-        "BayesNCL (STE)",
-        "bayesncl",
-        tables=("main", "downstream", "ablation", "overhead", "sensitivity"),
-    ),
+from bayesncl.reproduce.paper import (
+    GRIDS,
+    SENSITIVITY,
+    TABLES,
+    TUNE,
+    Preset,
+    Row,
+    dataset_record,
+    format_cell,
+    resolved_params,
+    row_fit_config,
 )
-ABLATION_ROWS = (
-    Row("Soft gating", "bayesncl-soft", tables=("ablation",)),
-    Row("Remove detachment", "bayesncl-nodetach", tables=("ablation",)),
-    Row("1-layer head", "bayesncl-head1", tables=("ablation",)),
-    Row("3-layer head", "bayesncl-head3", tables=("ablation",)),
+from bayesncl.reproduce.provenance import (
+    describe_budget,
+    environment,
+    utc_now,
+    write_json_atomic,
 )
-SENSITIVITY = tuple((rho, lam) for rho in (0.2, 0.5, 0.8) for lam in (3e-5, 3e-4, 3e-3))
-GATE_TEMPERATURES = (0.5, 2.0)  # around the default T = 1
-GATE_LR_FACTORS = (0.1, 10.0)  # times the recipe's optim.gate_lr
+from bayesncl.reproduce.tune import select_tuned
+from bayesncl.train.rundir import config_changes, read_run_config
 
-
-def _sensitivity_rows(
-    dataset: str,
-    grid: tuple[tuple[float, float], ...],
-    temperatures: tuple[float, ...] = (),
-    gate_lr_factors: tuple[float, ...] = (),
-    max_seeds: int | None = None,
-) -> tuple[Row, ...]:
-    """BayesNCL around its defaults: the rho x lambda grid, then gate T and gate lr one at a time.
-
-    The default cell (rho 0.8, lambda 3e-5, T 1, the recipe's gate lr) is the BayesNCL (STE) row.
-    """
-    rows = []
-    for rho, lam in grid:
-        if (rho, lam) == (0.8, 3e-5):
-            continue
-        rows.append(
-            Row(
-                f"rho={rho} lambda={lam:g}",
-                "bayesncl",
-                {"prior": rho, "kl_weight": lam},
-                ("sensitivity",),
-                max_seeds=max_seeds,
-            )
-        )
-    for t in temperatures:
-        rows.append(
-            Row(
-                f"gate T={t:g}",
-                "bayesncl",
-                {"gate_temperature": t},
-                ("sensitivity",),
-                max_seeds=max_seeds,
-            )
-        )
-    base_lr = recipe(dataset, "bayesncl")["model"]["optim"].get("gate_lr")
-    for f in gate_lr_factors if base_lr else ():
-        rows.append(
-            Row(
-                f"gate lr={round(base_lr * f, 10):g}",
-                "bayesncl",
-                tables=("sensitivity",),
-                optim={"gate_lr": round(base_lr * f, 10)},
-                max_seeds=max_seeds,
-            )
-        )
-    return tuple(rows)
-
-
-_CPU_FIT = ("--trainer.max_epochs", "3", "--trainer.enable_progress_bar", "false")
-_CPU_EVAL = {"probe_epochs": 20, "train_limit": 20000}
-
-
-def _official(dataset: str) -> Preset:
-    return Preset(
-        dataset,
-        dataset,
-        CORE_ROWS
-        + ABLATION_ROWS
-        + _sensitivity_rows(dataset, SENSITIVITY, GATE_TEMPERATURES, GATE_LR_FACTORS),
-        3,
-        (),
-        {},
-        SENSITIVITY,
-        f"{dataset} with the official schedules (GPU)",
-        tune=True,
-    )
-
-
-PRESETS: dict[str, Preset] = {
-    "quick": Preset(
-        "quick",
-        "fashion-mnist",
-        (CORE_ROWS[0], CORE_ROWS[1], CORE_ROWS[4]),
-        1,
-        _CPU_FIT,
-        _CPU_EVAL,
-        description="Fashion-MNIST, CL / NCL / BayesNCL, 1 seed, 3 epochs (about 10 minutes on 2 CPU cores)",
-    ),
-    "cpu": Preset(
-        "cpu",
-        "fashion-mnist",
-        CORE_ROWS
-        + ABLATION_ROWS
-        + _sensitivity_rows(
-            "fashion-mnist", SENSITIVITY, GATE_TEMPERATURES, GATE_LR_FACTORS, max_seeds=1
-        ),
-        3,
-        _CPU_FIT,
-        _CPU_EVAL,
-        SENSITIVITY,
-        "Fashion-MNIST, every table, 3 epochs per run; 3 seeds per row, 1 seed per "
-        "sensitivity cell other than the default (the BayesNCL row)",
-        tune=True,
-    ),
-    "cifar10": _official("cifar10"),
-    "cifar100": _official("cifar100"),
-    "imagenet100": _official("imagenet100"),
-}
-
-
-def row_slug(name: str) -> str:
-    """A row's name as a folder name: ``BayesNCL (STE)`` -> ``BayesNCL__STE_``."""
-    return "".join(ch if ch.isalnum() or ch in "=._-" else "_" for ch in name)
+PRESETS: dict[str, Preset] = GRIDS  # `bayesncl reproduce --preset NAME`
+FORMAT = 2  # results.json / done.json format (1: rows keyed by display name, bayesncl <= 85e91a1)
+DONE = "done.json"
+GRID_EVAL = "grid-eval"  # the grid's evaluation folder inside a run (not `bayesncl evaluate`'s)
+FIT_TIME = "fit-time.json"
+#: settings that describe a run's training budget, summarised in results.json and the report
+BUDGET_KEYS = (
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "trainer.limit_train_batches",
+    "data.train_subset",
+    "data.data_dir",
+)
 
 
 def run_dir(out: Path, row: Row, seed: int) -> Path:
-    return out / "runs" / row_slug(row.name) / f"seed{seed}"
+    return Path(out) / "runs" / row.key / f"seed{seed}"
 
 
 def grid_config(preset: Preset, row: Row, seed: int, out: Path) -> dict[str, Any]:
     """The ``bayesncl fit`` config of one run: the recipe with the row's changes."""
-    cfg = recipe(preset.dataset, row.method)
-    if row.overrides:
-        cfg["model"].setdefault("method_overrides", {}).update(row.overrides)
-    if row.optim:
-        cfg["model"].setdefault("optim", {}).update(row.optim)
+    cfg = row_fit_config(preset.dataset, row)
     cfg["seed"] = seed
     cfg["run_dir"] = str(run_dir(out, row, seed))
+    if row.init_from:  # fine-tuned from another row's run of the same seed (run before it)
+        source = next((r for r in preset.rows if r.key == row.init_from), None)
+        if source is None:
+            raise ValueError(
+                f"row {row.key!r}: init_from={row.init_from!r} is not a row of the grid"
+            )
+        cfg["model"]["init_from"] = str(run_dir(out, source, seed) / "checkpoints" / "last.ckpt")
     return cfg
 
 
@@ -204,95 +92,68 @@ def fit_argv(preset: Preset, row: Row, seed: int, out: Path, extra: list[str]) -
     return ["--config", str(path), *preset.fit_args, *extra]
 
 
-def check_finished_run(preset: Preset, row: Row, seed: int, out: Path) -> None:
-    """A finished run counts only if it was made with the settings the grid would use now."""
-    path = run_dir(out, row, seed) / "grid-config.yaml"
-    if not path.is_file():
-        return
-    stored, wanted = yaml.safe_load(path.read_text()), grid_config(preset, row, seed, out)
-    stored.pop("run_dir", None)  # the same folder, however --out was spelled
-    wanted.pop("run_dir", None)
-    if stored != wanted:
-        raise ValueError(
-            f"{path.parent} holds a finished run of {row.name!r}, seed {seed}, made with other "
-            "settings than this grid's (see its grid-config.yaml); delete that folder to rerun "
-            "it, or pass another --out"
-        )
+def resolved_fit_config(argv: list[str]) -> dict[str, Any]:
+    """The config ``bayesncl fit argv`` would run, resolved as fit writes RUN_DIR/config.yaml."""
+    from bayesncl.train.fit import parse_fit_args
+
+    parser, cfg = parse_fit_args(argv)
+    return yaml.safe_load(parser.dump(cfg, skip_none=False))
 
 
-def _fmt(values: list[float], scale: float, digits: int) -> str:
-    if not values:
-        return "-"
-    m = statistics.fmean(values) * scale
-    if len(values) == 1:
-        return f"{m:.{digits}f}"
-    return f"{m:.{digits}f} ± {statistics.stdev(values) * scale:.{digits}f}"
+def wanted_fit_config(
+    preset: Preset, row: Row, seed: int, out: Path, extra: list[str]
+) -> dict[str, Any]:
+    """What the grid would run now for (row, seed), resolved, without touching the run folder."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "grid-config.yaml"
+        path.write_text(yaml.safe_dump(grid_config(preset, row, seed, out), sort_keys=False))
+        return resolved_fit_config(["--config", str(path), *preset.fit_args, *extra])
 
 
-TABLES: dict[str, tuple[str, list[tuple[str, str, float, int]]]] = {
-    "main": (
-        "Main results (interpretability)",
-        [("Cons.", "consistency", 100, 2), ("H_s", "entropy_sum", 1, 2), ("Act.", "activation_ratio", 1, 2),
-         ("1 - sparsity", "active_fraction", 1, 3), ("sparsity", "sparsity", 1, 3)],
-    ),
-    "downstream": (
-        "Downstream (frozen backbone features)",
-        [("LP@1", "linear_top1", 100, 2), ("LP@5", "linear_top5", 100, 2), ("kNN@1", "knn_top1", 100, 2)],
-    ),
-    "ablation": ("Ablation", [("Cons.", "consistency", 100, 2), ("LP@1", "linear_top1", 100, 2)]),
-    "overhead": (
-        "Overhead",
-        [("train time (min)", "fit_seconds", 1 / 60, 2), ("GMACs (pair)", "gmacs_pair", 1, 4),
-         ("step (ms)", "step_seconds", 1000, 1)],
-    ),
-    "sensitivity": ("Sensitivity (BayesNCL: rho x lambda, gate T, gate lr)", [("Cons.", "consistency", 100, 2), ("LP@1", "linear_top1", 100, 2)]),
-}  # fmt: skip
+def eval_settings(preset: Preset, data_dir: str | None) -> dict[str, Any]:
+    """The options the grid passes to ``evaluate_checkpoint`` (stored in done.json)."""
+    return {**preset.eval_args, "data_dir": data_dir}
 
 
-TUNED = "BayesNCL (tuned)"
-TUNE_MAX_LP1_DROP = 0.01  # a candidate's LP@1 may be at most 1 point below NCL's mean
+def check_finished_run(
+    preset: Preset,
+    row: Row,
+    seed: int,
+    out: Path,
+    extra: list[str] | None = None,
+    data_dir: str | None = None,
+) -> None:
+    """A finished run counts only if it was made with the settings the grid would use now.
 
-
-def select_tuned(
-    preset: Preset, results: dict[str, list[dict[str, Any]]]
-) -> tuple[Row | None, dict[str, Any]]:
-    """Pick BayesNCL's setting from the sensitivity grid, by a rule fixed in advance.
-
-    Every sensitivity cell (the default BayesNCL row included) is judged on its seed-0 run
-    alone, so all cells stand on equal footing: among the cells whose linear-probe top-1 is at
-    most ``TUNE_MAX_LP1_DROP`` below NCL's mean, the one with the highest consistency wins.
-    The winner is then rerun on fresh seeds (1, 2, ...) that played no part in the choice, as
-    the row ``BayesNCL (tuned)``, which removes the winner's-curse bias of its seed-0 score.
-    The default cell is rerun too when it wins: its own seed-0 score took part in the choice.
-    Returns (that row, or None when no cell qualifies; a summary).
+    Compares RUN_DIR/config.yaml (the fully resolved config ``fit`` ran: epochs, data subsets,
+    ``--extra_fit_args``, data dir, ...) with the config the grid would resolve now, ignoring
+    the folder and the settings that do not change what is trained
+    (``bayesncl.train.rundir.RESUMABLE_KEYS``), and done.json's evaluation settings with
+    today's. Raises ValueError naming the folder and every differing key.
     """
-    ncl = [r["linear_top1"] for r in results.get("NCL", []) if r.get("linear_top1") is not None]
-    floor = statistics.fmean(ncl) - TUNE_MAX_LP1_DROP if ncl else -math.inf
-    cells = []
-    for row in preset.rows:
-        runs = [r for r in results.get(row.name, []) if r.get("seed", 0) == 0]
-        if "sensitivity" not in row.tables or not runs:
-            continue
-        r0 = runs[0]
-        cells.append((row, r0["consistency"], r0["linear_top1"], r0["linear_top1"] >= floor))
-    eligible = [c for c in cells if c[3]]
-    best = max(eligible, key=lambda c: c[1], default=None)
-    info: dict[str, Any] = {
-        "rule": "highest seed-0 Cons. among sensitivity cells with seed-0 LP@1 >= NCL mean "
-        f"LP@1 - {100 * TUNE_MAX_LP1_DROP:g} points; confirmed on fresh seeds",
-        "lp1_floor": floor if ncl else None,
-        "candidates": {c[0].name: {"consistency": c[1], "linear_top1": c[2], "eligible": c[3]}
-                       for c in cells},
-        "selected": best[0].name if best else None,
-    }  # fmt: skip
-    if best is None:
-        return None, info
-    row = best[0]
-    tuned = Row(
-        TUNED, row.method, dict(row.overrides), ("main", "downstream"),
-        dict(row.optim), first_seed=1,
-    )  # fmt: skip
-    return tuned, info
+    rd = run_dir(out, row, seed)
+    stored = read_run_config(rd)
+    if stored is None:
+        raise ValueError(
+            f"{rd} has a {DONE} but no config.yaml: it was not made by `bayesncl fit`; delete "
+            "that folder to rerun it, or pass another --out"
+        )
+    changes = config_changes(stored, wanted_fit_config(preset, row, seed, out, extra or []))
+    done = json.loads((rd / DONE).read_text())
+    old_eval = done.get("eval_args", {})
+    new_eval = eval_settings(preset, data_dir)
+    changes += [
+        (f"evaluate.{k}", old_eval.get(k, "<absent>"), new_eval.get(k, "<absent>"))
+        for k in sorted(set(old_eval) | set(new_eval))
+        if old_eval.get(k) != new_eval.get(k)
+    ]
+    if changes:
+        listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changes)
+        raise ValueError(
+            f"{rd} holds a finished run of {row.label!r} (row {row.key}), seed {seed}, made "
+            f"with other settings than this grid's (its config.yaml and {DONE} -> now): "
+            f"{listed}. Delete that folder to rerun it, or pass another --out"
+        )
 
 
 def tabulate(
@@ -300,54 +161,129 @@ def tabulate(
     results: dict[str, list[dict[str, Any]]],
     extra_rows: tuple[Row, ...] = (),
 ) -> tuple[str, dict[str, Any]]:
-    """Markdown tables and their numbers (mean, std, n per cell) from per-run metrics."""
+    """Markdown tables and their numbers from per-run metrics (``results``: runs by row key).
+
+    Returns (markdown, ``{table key: {row key: {metric key: cell}}}``); a cell holds the
+    unscaled ``values``, the ``scale`` and the scaled ``mean`` and ``std``.
+    """
     md, data = [], {}
-    for key, (title, cols) in TABLES.items():
+    for key, table in TABLES.items():
         rows = [r for r in (*preset.rows, *extra_rows) if key in r.tables]
         if not rows:
             continue
         md += [
-            f"### {title}",
+            f"### {table.title}",
             "",
-            "| method | n | " + " | ".join(c[0] for c in cols) + " |",
-            "|---" * (len(cols) + 2) + "|",
+            "| method | n | " + " | ".join(c.label for c in table.columns) + " |",
+            "|---" * (len(table.columns) + 2) + "|",
         ]
         data[key] = {}
         for row in rows:
-            runs = results.get(row.name, [])
+            runs = results.get(row.key, [])
             cells, cell_data = [], {}
-            for label, metric, scale, digits in cols:
-                vals = [float(r[metric]) for r in runs if r.get(metric) is not None]
-                cells.append(_fmt(vals, scale, digits))
-                cell_data[label] = {
-                    "metric": metric, "scale": scale, "values": vals,
-                    "mean": statistics.fmean(vals) * scale if vals else None,
-                    "std": statistics.stdev(vals) * scale if len(vals) > 1 else None,
+            for col in table.columns:
+                vals = [float(r[col.metric]) for r in runs if r.get(col.metric) is not None]
+                cell_data[col.metric] = {
+                    "scale": col.scale, "values": vals,
+                    "mean": statistics.fmean(vals) * col.scale if vals else None,
+                    "std": statistics.stdev(vals) * col.scale if len(vals) > 1 else None,
                 }  # fmt: skip
-            md.append(f"| {row.name} | {len(runs)} | " + " | ".join(cells) + " |")
-            data[key][row.name] = cell_data
+                cells.append(format_cell(cell_data[col.metric], col.digits))
+            md.append(f"| {row.label} | {len(runs)} | " + " | ".join(cells) + " |")
+            data[key][row.key] = cell_data
         md.append("")
     return "\n".join(md), data
+
+
+class SegmentClock:
+    """Training time of a run over its segments (a kill and a rerun make two).
+
+    RUN_DIR/fit-time.json lists one entry per segment: its start and the seconds from the
+    ``fit`` call to the segment's last checkpoint or its end, rewritten (atomically) at every
+    checkpoint save, so a killed segment keeps the time up to its last checkpoint (the work
+    after it is redone, and timed, by the next segment). ``fit_seconds`` is their sum.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / FIT_TIME
+        self.segments = read_fit_time(run_dir)["segments"]
+        self.index = len(self.segments)
+        self.t0 = time.monotonic()
+        self.started = utc_now()
+
+    def record(self, complete: bool = False) -> None:
+        entry = {"started": self.started, "seconds": time.monotonic() - self.t0}
+        self.segments[self.index : self.index + 1] = [entry]
+        write_json_atomic(self.path, {"segments": self.segments, "complete": complete})
+
+    def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: Any) -> None:
+        self.record()
+
+
+def fit_timer(run_dir: Path) -> SegmentClock:
+    """A :class:`SegmentClock` that is a Lightning callback (Lightning is imported here, by the
+    jobs that train, not by every process that imports the grid)."""
+    from lightning.pytorch.callbacks import Callback
+
+    class FitTimer(SegmentClock, Callback):
+        pass
+
+    return FitTimer(run_dir)
+
+
+def read_fit_time(run_dir: Path) -> dict[str, Any]:
+    """RUN_DIR/fit-time.json (``segments``, ``complete``), empty when absent."""
+    path = Path(run_dir) / FIT_TIME
+    if not path.is_file():
+        return {"segments": [], "complete": False}
+    return json.loads(path.read_text())
 
 
 def _run_job(
     row: Row, seed: int, preset: Preset, root: Path, extra: list[str], data_dir: str | None
 ) -> Path:
-    """Fit and evaluate one (row, seed) of the grid; returns its eval/metrics.json."""
+    """Fit and evaluate one (row, seed) of the grid; returns its done.json, written last."""
     from bayesncl.evaluate.run import evaluate_checkpoint
     from bayesncl.train.fit import fit
 
     rd = run_dir(root, row, seed)
-    t0 = time.time()
-    fit(fit_argv(preset, row, seed, root, extra))
-    fit_seconds = time.time() - t0
+    argv = fit_argv(preset, row, seed, root, extra)
+    if read_fit_time(rd)["complete"] and read_run_config(rd) is not None:
+        # trained already (killed while evaluating): train no further, but only if the
+        # settings still match (fit would check them)
+        changes = config_changes(read_run_config(rd), resolved_fit_config(argv))
+        if changes:
+            listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changes)
+            raise ValueError(
+                f"{rd} was trained with other settings than this grid's (its config.yaml -> "
+                f"now): {listed}. Delete that folder to rerun it, or pass another --out"
+            )
+    else:
+        timer = fit_timer(rd)
+        fit(argv, callbacks=[timer])
+        timer.record(complete=True)
+    fit_time = read_fit_time(rd)
+    settings = eval_settings(preset, data_dir)
     metrics = evaluate_checkpoint(
-        str(rd / "checkpoints" / "last.ckpt"), data_dir=data_dir, **preset.eval_args
+        str(rd / "checkpoints" / "last.ckpt"), out_dir=str(rd / GRID_EVAL), **settings
     )
-    metrics["fit_seconds"] = fit_seconds
-    metrics_file = rd / "eval" / "metrics.json"
-    metrics_file.write_text(json.dumps(metrics, indent=2))
-    return metrics_file
+    config = read_run_config(rd) or {}
+    config.pop("run_dir", None)
+    done = {
+        **metrics,
+        "seed": seed,
+        "row": row.key,
+        "fit_seconds": sum(s["seconds"] for s in fit_time["segments"]),
+        "fit_segments": fit_time["segments"],
+        "fit_config": config,
+        "eval_args": settings,
+        "run_dir": str(rd),
+        "eval_dir": str(rd / GRID_EVAL),
+        "done": utc_now(),
+        "format": FORMAT,
+    }
+    write_json_atomic(rd / DONE, done)
+    return rd / DONE
 
 
 def _init_worker(threads: int) -> None:
@@ -377,7 +313,7 @@ def _run_jobs(
 
     if workers == 1:
         for done, (i, row, seed) in enumerate(todo):
-            print(f"[{i}/{total}] {row.name}, seed {seed}{eta(done)}", flush=True)
+            print(f"[{i}/{total}] {row.label}, seed {seed}{eta(done)}", flush=True)
             job(row, seed, *common)
         return
 
@@ -401,11 +337,11 @@ def _run_jobs(
                     for other in pending:
                         other.cancel()
                     raise RuntimeError(
-                        f"run [{i}/{total}] {row.name}, seed {seed} failed "
+                        f"run [{i}/{total}] {row.label}, seed {seed} failed "
                         f"(its folder: {run_dir(common[1], row, seed)})"
                     ) from fut.exception()
                 done += 1
-                print(f"[{i}/{total}] {row.name}, seed {seed}: finished{eta(done)}", flush=True)
+                print(f"[{i}/{total}] {row.label}, seed {seed}: finished{eta(done)}", flush=True)
 
 
 def _run_rows(
@@ -414,23 +350,41 @@ def _run_rows(
     workers: int,
     common: tuple[Preset, Path, list[str], str | None],
 ) -> dict[str, list[dict[str, Any]]]:
-    """Run the unfinished (row, seed) jobs of ``rows``; every run's metrics, by row name."""
-    root = common[1]
+    """Run the unfinished (row, seed) jobs of ``rows``; every run's done.json, by row key.
+
+    Finished runs are checked against today's settings first, all of them before any job
+    starts, so a grid that would mix settings stops before spending time."""
+    preset, root, extra, data_dir = common
     jobs = [(row, seed) for row in rows for seed in row.seeds(n_seeds)]
     todo = []
     for i, (row, seed) in enumerate(jobs, 1):
-        if (run_dir(root, row, seed) / "eval" / "metrics.json").is_file():
-            check_finished_run(common[0], row, seed, root)
-            print(f"[{i}/{len(jobs)}] {row.name}, seed {seed}: done already", flush=True)
+        if (run_dir(root, row, seed) / DONE).is_file():
+            check_finished_run(preset, row, seed, root, extra, data_dir)
+            print(f"[{i}/{len(jobs)}] {row.label}, seed {seed}: done already", flush=True)
         else:
             todo.append((i, row, seed))
     _run_jobs(todo, len(jobs), workers, common)
     results: dict[str, list[dict[str, Any]]] = {}
     for row, seed in jobs:
-        metrics = json.loads((run_dir(root, row, seed) / "eval" / "metrics.json").read_text())
-        metrics.setdefault("seed", seed)
-        results.setdefault(row.name, []).append(metrics)
+        run = json.loads((run_dir(root, row, seed) / DONE).read_text())
+        run.setdefault("seed", seed)
+        results.setdefault(row.key, []).append(run)
     return results
+
+
+def budget(results: dict[str, list[dict[str, Any]]]) -> dict[str, list[Any]]:
+    """The distinct values of :data:`BUDGET_KEYS` over the runs' resolved fit configs."""
+    out: dict[str, list[Any]] = {}
+    for key in BUDGET_KEYS:
+        section, name = key.split(".")
+        values: list[Any] = []
+        for runs in results.values():
+            for r in runs:
+                v = (r.get("fit_config") or {}).get(section, {}).get(name)
+                if v not in values:
+                    values.append(v)
+        out[key] = values
+    return out
 
 
 def reproduce(
@@ -444,7 +398,8 @@ def reproduce(
     """Run (or continue) the grid of ``preset`` and write OUT/results.{md,json}.
 
     Args:
-        preset: quick, cpu, cifar10, cifar100 or imagenet100.
+        preset: a grid of ``bayesncl.reproduce.paper.GRIDS`` (quick, cpu, ncl-cpu, cifar10,
+            cifar100, imagenet100).
         seeds: seeds per row (default: the preset's).
         out: output folder (default results/<preset>).
         data_dir: where the dataset lives (default: the recipe's).
@@ -466,12 +421,15 @@ def reproduce(
     extra = list(extra_fit_args or [])
     if data_dir:
         extra += ["--data.data_dir", data_dir]
-    from bayesncl.reproduce.report import environment, utc_now
-
     env = environment()  # the code and versions the runs start with
     env["workers"] = workers
     common = (p, root, extra, data_dir)
-    results = _run_rows(p.rows, n_seeds, workers, common)
+    # rows fine-tuned from other rows run after them
+    first = tuple(r for r in p.rows if not r.init_from)
+    results = _run_rows(first, n_seeds, workers, common)
+    later = tuple(r for r in p.rows if r.init_from)
+    if later:
+        results.update(_run_rows(later, n_seeds, workers, common))
     extra_rows: tuple[Row, ...] = ()
     tuning: dict[str, Any] | None = None
     if p.tune:
@@ -481,25 +439,47 @@ def reproduce(
             extra_rows = (tuned,)
             results.update(_run_rows(extra_rows, n_seeds, workers, common))
     md, tables = tabulate(p, results, extra_rows)
+    used = budget(results)
     header = (
         f"# bayesncl reproduce --preset {preset}\n\n{p.description}; {n_seeds} seed(s); "
-        f"cells are mean ± std over seeds.\n\n"
+        f"cells are mean ± std over seeds.\n\nEvery run's resolved settings: "
+        f"{describe_budget(used)}.\n\n"
     )
     (root / "results.md").write_text(header + md)
     env["finished"] = utc_now()
-    (root / "results.json").write_text(
-        json.dumps(
-            {
-                "preset": preset,
-                "seeds": n_seeds,
-                "environment": env,
-                "tables": tables,
-                "tuning": tuning,
-                "runs": results,
+    rows = {
+        r.key: {
+            **r.params(),
+            "seeds": list(r.seeds(n_seeds)),
+            "resolved": resolved_params(p.dataset, r),
+            "dir": f"runs/{r.key}",  # its runs: DIR/seed<k>/, evaluated in DIR/seed<k>/EVAL/
+            "eval": GRID_EVAL,
+        }
+        for r in (*p.rows, *extra_rows)
+    }
+    write_json_atomic(
+        root / "results.json",
+        {
+            "format": FORMAT,
+            "preset": preset,
+            "description": p.description,
+            "dataset": dataset_record(p.dataset),
+            "seeds": n_seeds,
+            "settings": {
+                "fit_args": list(p.fit_args),
+                "extra_fit_args": extra,
+                "data_dir": data_dir,
+                "eval_args": p.eval_args,
+                "budget": used,
             },
-            indent=2,
-            default=str,
-        )
+            "environment": env,
+            "sensitivity": {"table": SENSITIVITY.table, "base": SENSITIVITY.base},
+            "tuned_row": TUNE.tuned_key if extra_rows else None,
+            "rows": rows,
+            "tables": tables,
+            "tuning": tuning,
+            "runs": results,
+        },
     )
     print(header + md)
     return tables
@@ -514,4 +494,4 @@ def reproduce_main(argv: list[str] | None = None) -> dict[str, Any]:
     return reproduce(**cfg.as_dict())
 
 
-__all__ = ["PRESETS", "Preset", "Row", "reproduce", "tabulate"]
+__all__ = ["PRESETS", "Preset", "Row", "check_finished_run", "reproduce", "tabulate"]

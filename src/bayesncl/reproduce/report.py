@@ -1,61 +1,170 @@
 """RESULTS.md from a finished grid: tables, the papers' claims checked, and the side-by-side.
 
     python -m bayesncl.reproduce.report results/cpu RESULTS.md [--figures docs/figures]
+    python -m bayesncl.reproduce.report docs/results/cpu-results.json RESULTS.md
 
-Everything between the ``generated`` markers of the output file is rewritten from
-OUT/results.json; text outside them (the hand-written reading) is kept.
+Everything between the ``generated`` markers of the output file is rewritten from the grid's
+results.json (a folder holding one, or the file itself); text outside them (the hand-written
+reading) is kept. What to print comes from :mod:`bayesncl.reproduce.paper` and the rows'
+parameters stored in results.json; the dataset is the one the grid ran on. results.json files
+of the first format (rows keyed by display name, bayesncl <= 85e91a1) are converted on read.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
 import re
 from pathlib import Path
 from typing import Any
 
-from bayesncl.reproduce.grid import TABLES, TUNED, row_slug
+from bayesncl.reproduce.paper import (
+    CLAIMS,
+    FIGURE_ROWS,
+    FIGURES,
+    GRIDS,
+    NCL_CLAIMS,
+    PAPER_DATASETS,
+    PAPER_TABLES,
+    SENSITIVITY,
+    TABLES,
+    TUNE,
+    TUNED_CLAIMS,
+    Ours,
+    Row,
+    dataset_record,
+    format_cell,
+    known_rows,
+    resolved_params,
+)
+from bayesncl.reproduce.provenance import describe_budget, environment, utc_now
+
+__all__ = ["END", "START", "compare", "environment", "load_results", "utc_now", "write_report"]
 
 START, END = "<!-- generated:start -->", "<!-- generated:end -->"
 
-# The BayesNCL paper's figures (../shared/papers/000_...): main, downstream and ablation tables.
-PAPER_MAIN = {  # Cons. CIFAR-10, Cons. CIFAR-100, Cons. IN-100, H_s IN-100, Act. IN-100
-    "CL": (10.00, 1.00, 1.00, 4.59, 1.00),
-    "NCL": (53.82, 9.91, 14.93, 3.28, 0.48),
-    "NCL+TopK": (51.81, 12.32, 14.27, 3.35, 0.47),
-    "BayesNCL (GS)": (53.68, 20.75, 11.66, 3.36, 0.13),
-    "BayesNCL (STE)": (56.50, 22.02, 36.14, 2.10, 0.50),
-}
-PAPER_DOWNSTREAM = {  # LP@1 CIFAR-10, CIFAR-100, IN-100, LP@5 IN-100
-    "CL": (87.88, 59.72, 68.31, 90.24),
-    "NCL": (87.80, 60.67, 69.63, 91.23),
-    "BayesNCL (STE)": (88.02, 60.69, 70.44, 91.71),
-}
-PAPER_OVERHEAD = {  # training minutes and FLOPs (G) of CIFAR-100, then IN-100
-    "NCL": (70.95, 1.416, 193.78, 3.731),
-    "BayesNCL (STE)": (75.12, 1.419, 218.53, 3.815),
-}
-PAPER_ABLATION = {  # IN-100 Cons., LP@1
-    "BayesNCL (STE)": (36.14, 70.44),
-    "Soft gating": (33.15, 69.87),
-    "Remove detachment": (22.29, 67.47),
-    "1-layer head": (40.85, 69.55),
-    "3-layer head": (26.37, 68.09),
-}
+
+def markers(preset: str | None) -> tuple[str, str]:
+    """The markers around a grid's generated section: the ``cpu`` preset keeps the original
+    pair; other presets get their own, so one RESULTS.md holds several grids."""
+    if preset in (None, "cpu"):
+        return START, END
+    return f"<!-- generated:{preset}:start -->", f"<!-- generated:{preset}:end -->"
 
 
-def _cell(tables: dict, table: str, row: str, col: str) -> dict[str, Any] | None:
-    return tables.get(table, {}).get(row, {}).get(col)
+FORMAT = 2
 
 
-def _fmt(cell: dict[str, Any] | None, digits: int = 2) -> str:
-    if not cell or cell.get("mean") is None:
-        return "-"
-    if cell.get("std") is None:
-        return f"{cell['mean']:.{digits}f}"
-    return f"{cell['mean']:.{digits}f} ± {cell['std']:.{digits}f}"
+# --- reading results.json ---------------------------------------------------------------------
+
+
+def _legacy_slug(name: str) -> str:
+    """The run folder name of a row in the first format: ``BayesNCL (STE)`` -> ``BayesNCL__STE_``."""
+    return "".join(ch if ch.isalnum() or ch in "=._-" else "_" for ch in name)
+
+
+def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """A results.json of the first format (rows, tables, tuning keyed by display name; cells by
+    column label) in today's format: rows keyed by their paper.py key, with their parameters;
+    cells keyed by metric. Rows it does not know keep their name as key, without parameters."""
+    if data.get("format") == FORMAT:
+        return data
+    rows_by_label = {r.label: r for r in known_rows().values()}
+    runs = data.get("runs", {})
+    dataset = GRIDS[data["preset"]].dataset if data.get("preset") in GRIDS else None
+    if dataset is None:
+        dataset = next((r.get("dataset") for rs in runs.values() for r in rs), None)
+    tuning = data.get("tuning")
+    selected = rows_by_label.get((tuning or {}).get("selected") or "")
+
+    labels: list[str] = list(runs)
+    for table in data.get("tables", {}).values():
+        labels += [n for n in table if n not in labels]
+    rows: dict[str, dict[str, Any]] = {}
+    key_of: dict[str, str] = {}
+    for label in labels:
+        row = rows_by_label.get(label)
+        if label == TUNE.tuned_label and selected is not None:
+            row = Row(TUNE.tuned_key, label, selected.preset, selected.method, selected.optim,
+                      TUNE.tuned_tables, first_seed=1)  # fmt: skip
+        key = row.key if row else label
+        key_of[label] = key
+        info: dict[str, Any] = {
+            "label": label,
+            "dir": f"runs/{_legacy_slug(label)}",
+            "eval": "eval",
+        }
+        if row is not None:
+            info.update(row.params())
+            if dataset:
+                info["resolved"] = resolved_params(dataset, row)
+        info["seeds"] = [r.get("seed", 0) for r in runs.get(label, [])]
+        rows[key] = info
+
+    tables = {
+        tkey: {
+            key_of[name]: {c.get("metric", label): {k: v for k, v in c.items() if k != "metric"}
+                           for label, c in cells.items()}
+            for name, cells in table.items()
+        }
+        for tkey, table in data.get("tables", {}).items()
+    }  # fmt: skip
+    if tuning:
+        tuning = {
+            **tuning,
+            "candidates": {key_of.get(n, n): c for n, c in tuning["candidates"].items()},
+            "selected": key_of.get(tuning["selected"], tuning["selected"]),
+        }
+    return {
+        **data,
+        "format": FORMAT,
+        "converted_from": 1,
+        "dataset": dataset_record(dataset) if dataset else None,
+        "tuned_row": TUNE.tuned_key if TUNE.tuned_key in rows else None,
+        "rows": rows,
+        "tables": tables,
+        "tuning": tuning,
+        "runs": {key_of[n]: rs for n, rs in runs.items()},
+    }
+
+
+def load_results(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """(the grid's folder, its results.json in today's format); ``path`` is the folder or the
+    file."""
+    p = Path(path)
+    file = p if p.suffix == ".json" else p / "results.json"
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"{file}: no such file; give the grid's output folder (bayesncl reproduce --out) "
+            "or its results.json"
+        )
+    try:
+        data = json.loads(file.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{file} is not valid JSON ({err}); rerun the grid to rewrite it") from err
+    for key in ("preset", "tables"):
+        if key not in data:
+            raise ValueError(f"{file} has no {key!r}: not a `bayesncl reproduce` results.json")
+    return file.parent, upgrade(data)
+
+
+# --- cells ------------------------------------------------------------------------------------
+
+
+def _cell(data: dict[str, Any], table: str, row: str, metric: str) -> dict[str, Any] | None:
+    return data["tables"].get(table, {}).get(row, {}).get(metric)
+
+
+_fmt = format_cell
+
+
+def _label(data: dict[str, Any], key: str) -> str:
+    info = data.get("rows", {}).get(key)
+    if info:
+        return info["label"]
+    row = known_rows().get(key)
+    return row.label if row else key
 
 
 def compare(a: dict | None, b: dict | None, higher: bool = True) -> tuple[str, float | None]:
@@ -84,80 +193,106 @@ def compare(a: dict | None, b: dict | None, higher: bool = True) -> tuple[str, f
     return "unclear (within noise, wrong sign)", diff
 
 
-CLAIMS: list[tuple[str, str, str, str, str, bool]] = [
-    # text, table, column, row a, row b, a higher than b
-    ("Cons.: BayesNCL above NCL", "main", "Cons.", "BayesNCL (STE)", "NCL", True),
-    ("Cons.: NCL above CL", "main", "Cons.", "NCL", "CL", True),
-    ("H_s: BayesNCL below NCL", "main", "H_s", "BayesNCL (STE)", "NCL", False),
-    ("Act.: BayesNCL not below NCL", "main", "Act.", "BayesNCL (STE)", "NCL", True),
-    ("LP@1: BayesNCL not below NCL", "downstream", "LP@1", "BayesNCL (STE)", "NCL", True),
-    ("LP@1: NCL not below CL", "downstream", "LP@1", "NCL", "CL", True),
-    ("kNN@1: BayesNCL not below NCL", "downstream", "kNN@1", "BayesNCL (STE)", "NCL", True),
-    ("Ablation: hard (STE) gating above soft, Cons.", "ablation", "Cons.", "BayesNCL (STE)",
-     "Soft gating", True),
-    ("Ablation: detachment helps, Cons.", "ablation", "Cons.", "BayesNCL (STE)",
-     "Remove detachment", True),
-    ("Ablation: 2-layer head above 3-layer, Cons.", "ablation", "Cons.", "BayesNCL (STE)",
-     "3-layer head", True),
-]  # fmt: skip
-
-
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return [*out, ""]
 
 
+# --- sections ---------------------------------------------------------------------------------
+
+
+def _get(tree: dict[str, Any] | None, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(tree, dict):
+            return None
+        tree = tree.get(part)
+    return tree
+
+
+def _changed_paths(info: dict[str, Any]) -> set[str]:
+    def walk(tree: Any, prefix: str) -> set[str]:
+        if isinstance(tree, dict) and tree:
+            return set().union(*(walk(v, f"{prefix}.{k}") for k, v in tree.items()))
+        return {prefix} if tree != {} else set()
+
+    return walk(info.get("method", {}), "method") | walk(info.get("optim", {}), "optim")
+
+
+def _short(v: Any) -> str:
+    """A setting for prose: ``3e-05`` -> ``3e-5``, ``1.0`` -> ``1``."""
+    if isinstance(v, float):
+        return re.sub(r"e([+-])0+(\d)", r"e\1\2", f"{v:g}")
+    return str(v)
+
+
 def _sensitivity(data: dict[str, Any]) -> list[str]:
-    sens = data["tables"].get("sensitivity", {})
+    """The sensitivity table: a matrix over the two axes, then the other cells one at a time."""
+    s = SENSITIVITY
+    sens = data["tables"].get(s.table, {})
     if not sens:
         return []
-    grid: dict[tuple[float, float], dict] = {}
+    cons, lp1 = TABLES[s.table].columns[:2]
+    rows_info = data.get("rows", {})
+    axes = {a.path for a in s.axes}
+    grid: dict[tuple[Any, Any], dict] = {}
     others = []
-    for name, cells in sens.items():
-        m = re.fullmatch(r"rho=([\d.]+) lambda=([\de.+-]+)", name)
-        if m:
-            grid[(float(m[1]), float(m[2]))] = cells
-        elif name == "BayesNCL (STE)":
-            grid[(0.8, 3e-5)] = cells
-        else:
-            others.append((name, cells))
+    for key, cells in sens.items():
+        info = rows_info.get(key, {})
+        resolved = info.get("resolved")
+        coords = tuple(_get(resolved, a.path) for a in s.axes) if resolved else (None, None)
+        on_axes = "method" in info and _changed_paths(info) <= axes
+        if None not in coords and (key == s.base or on_axes):
+            grid[coords] = cells
+        elif key != s.base:
+            others.append((key, cells))
+    base_resolved = rows_info.get(s.base, {}).get("resolved")
     lines = []
     if grid:
-        rhos = sorted({k[0] for k in grid})
-        lams = sorted({k[1] for k in grid})
-        for col in ("Cons.", "LP@1"):
-            rows = [
-                [f"rho = {r:g}"] + [_fmt(grid.get((r, lam), {}).get(col)) for lam in lams]
-                for r in rhos
+        xs = sorted({k[0] for k in grid})
+        ys = sorted({k[1] for k in grid})
+        ax, ay = s.axes
+        default = ""
+        if base_resolved:
+            default = (
+                f"; default {ax.symbol} {_short(_get(base_resolved, ax.path))}, "
+                f"{ay.symbol} {_short(_get(base_resolved, ay.path))}"
+            )
+        for col in (cons, lp1):
+            body = [
+                [f"{ax.symbol} = {x:g}"]
+                + [_fmt(grid.get((x, y), {}).get(col.metric), col.digits) for y in ys]
+                for x in xs
             ]
             lines += [
-                f"{col} over rho (prior) x lambda (KL weight); default rho 0.8, lambda 3e-5:",
+                f"{col.label} over {ax.symbol} ({ax.meaning}) x {ay.symbol} ({ay.meaning})"
+                f"{default}:",
                 "",
             ]
-            lines += _table([col] + [f"lambda = {lam:g}" for lam in lams], rows)
+            lines += _table([col.label] + [f"{ay.symbol} = {y:g}" for y in ys], body)
     if others:
-        default = sens.get("BayesNCL (STE)", {})
-        rows = [
-            [
-                "default (T = 1, recipe gate lr)",
-                _fmt(default.get("Cons.")),
-                _fmt(default.get("LP@1")),
-            ]
-        ]
-        rows += [[n, _fmt(c.get("Cons.")), _fmt(c.get("LP@1"))] for n, c in others]
-        lines += ["Gate temperature T and gate learning rate, one at a time:", ""]
-        lines += _table(["setting", "Cons.", "LP@1"], rows)
+        base = sens.get(s.base, {})
+        named = ", ".join(
+            f"{a.symbol} = {_short(_get(base_resolved, a.path))}" for a in s.others
+        ) if base_resolved else ""  # fmt: skip
+        body = [[f"default ({named})" if named else "default",
+                 _fmt(base.get(cons.metric)), _fmt(base.get(lp1.metric))]]  # fmt: skip
+        body += [[_label(data, k), _fmt(c.get(cons.metric)), _fmt(c.get(lp1.metric))]
+                 for k, c in others]  # fmt: skip
+        names = " and ".join(a.meaning or a.symbol for a in s.others) or "Other settings"
+        lines += [f"{names[0].upper()}{names[1:]}, one at a time:", ""]
+        lines += _table(["setting", cons.label, lp1.label], body)
     best = max(
-        ((n, c) for n, c in sens.items() if c.get("Cons.", {}).get("mean") is not None),
-        key=lambda nc: nc[1]["Cons."]["mean"],
+        ((k, c) for k, c in sens.items() if (c.get(cons.metric) or {}).get("mean") is not None),
+        key=lambda kc: kc[1][cons.metric]["mean"],
         default=None,
     )
-    ncl = _cell(data["tables"], "main", "NCL", "Cons.")
-    if best and ncl and ncl.get("mean") is not None:
+    ref = _cell(data, "main", TUNE.reference, cons.metric)
+    if best and ref and ref.get("mean") is not None:
         lines += [
-            f"Highest Cons. in the sensitivity grid: {best[0]} ({_fmt(best[1]['Cons.'])}, "
-            f"n = {len(best[1]['Cons.']['values'])}); NCL: {_fmt(ncl)}.",
+            f"Highest {cons.label} in the sensitivity grid: {_label(data, best[0])} "
+            f"({_fmt(best[1][cons.metric])}, n = {len(best[1][cons.metric]['values'])}); "
+            f"{_label(data, TUNE.reference)}: {_fmt(ref)}.",
             "",
         ]
     return lines
@@ -175,30 +310,99 @@ def _tuning(data: dict[str, Any]) -> list[str]:
     if info.get("lp1_floor") is not None:
         lines[-1] += f" LP@1 floor: {100 * info['lp1_floor']:.2f}."
     rows = [
-        [name, f"{100 * c['consistency']:.2f}", f"{100 * c['linear_top1']:.2f}",
-         "yes" if c["eligible"] else "no", "**selected**" if name == info["selected"] else ""]
-        for name, c in sorted(info["candidates"].items(), key=lambda kv: -kv[1]["consistency"])
+        [_label(data, key), f"{100 * c[TUNE.score]:.2f}", f"{100 * c[TUNE.guard]:.2f}",
+         "yes" if c["eligible"] else "no", "**selected**" if key == info["selected"] else ""]
+        for key, c in sorted(info["candidates"].items(), key=lambda kv: -kv[1][TUNE.score])
     ]  # fmt: skip
     lines += ["", *_table(["cell (seed 0)", "Cons.", "LP@1", "eligible", ""], rows)]
-    t = data["tables"]
+    tuned, ref = TUNE.tuned_key, TUNE.reference
     if info["selected"] is None:
         lines += ["No cell kept LP@1 within the floor; nothing to confirm.", ""]
-    elif TUNED in t.get("main", {}):
+    elif tuned in data["tables"].get("main", {}):
         lines += [
-            f"{info['selected']} rerun on fresh seeds as `{TUNED}`: Cons. "
-            f"{_fmt(_cell(t, 'main', TUNED, 'Cons.'))}, LP@1 "
-            f"{_fmt(_cell(t, 'downstream', TUNED, 'LP@1'))} (NCL: "
-            f"{_fmt(_cell(t, 'main', 'NCL', 'Cons.'))}, "
-            f"{_fmt(_cell(t, 'downstream', 'NCL', 'LP@1'))}).",
+            f"{_label(data, info['selected'])} rerun on fresh seeds as `{_label(data, tuned)}`: "
+            f"Cons. {_fmt(_cell(data, 'main', tuned, TUNE.score))}, LP@1 "
+            f"{_fmt(_cell(data, 'downstream', tuned, TUNE.guard))} ({_label(data, ref)}: "
+            f"{_fmt(_cell(data, 'main', ref, TUNE.score))}, "
+            f"{_fmt(_cell(data, 'downstream', ref, TUNE.guard))}).",
             "",
         ]
     return lines
 
 
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def chance_sentence(ds: dict[str, Any] | None) -> str:
+    """How chance consistency on our data compares with the paper's columns."""
+    if not ds or not ds.get("num_classes"):
+        return "The paper's CIFAR-10 column has 10 classes (chance consistency 10.00); CIFAR-100 "\
+            "and ImageNet-100 have 100 (chance 1.00)."  # fmt: skip
+    label, n = ds["label"], ds["num_classes"]
+    chance = 100 / n
+    same = [d for d, k in PAPER_DATASETS.items() if k == n and d != label]
+    if ds.get("balanced"):
+        text = f"{label} has {n} balanced classes"
+        if same:
+            text += f" like {_join(same)}, so chance consistency is {chance:.2f} in "
+            text += "both" if len(same) == 1 else "all"
+        else:
+            text += f", so chance consistency is {chance:.2f}"
+    else:
+        text = f"{label} has {n} classes, not exactly balanced, so chance consistency is about "
+        text += f"{chance:.2f}"
+    by_classes: dict[int, list[str]] = {}
+    for d, k in PAPER_DATASETS.items():
+        if k != n and d != label:
+            by_classes.setdefault(k, []).append(d)
+    for k, names in by_classes.items():
+        verb = "column has" if len(names) == 1 else "columns have"
+        text += f"; the paper's {_join(names)} {verb} {k} classes (chance {100 / k:.2f})"
+    text += "."
+    if label in PAPER_DATASETS:
+        text += f" The paper's {label} column is the same dataset."
+    return text
+
+
+def _side_by_side(data: dict[str, Any]) -> list[str]:
+    ds = data.get("dataset") or {}
+    short = ds.get("short", "?")
+    if not any(data["tables"].get(pt.table) for pt in PAPER_TABLES):
+        return []  # not a grid of the BayesNCL paper's tables
+    tables = PAPER_TABLES
+    lines = ["### Side by side with the BayesNCL paper", "", chance_sentence(ds), ""]
+    for pt in tables:
+        header = [pt.first] + [
+            c.label.format(dataset=short) if isinstance(c, Ours) else c.label for c in pt.columns
+        ]
+        body = []
+        for key, published in pt.rows.items():
+            values = iter(published)
+            cells = [_label(data, key)]
+            for c in pt.columns:
+                if isinstance(c, Ours):
+                    cells.append(_fmt(_cell(data, pt.table, key, c.metric), c.digits))
+                else:
+                    cells.append(c.fmt.format(next(values)))
+            body.append(cells)
+        lines += _table(header, body)
+    return lines
+
+
+def _n(data: dict[str, Any], key: str, cells: dict[str, Any]) -> int:
+    runs = data.get("runs", {}).get(key)
+    if runs is not None:
+        return len(runs)
+    return len(next(iter(cells.values()))["values"]) if cells else 0
+
+
 def generated_section(data: dict[str, Any], source: str) -> str:
-    t = data["tables"]
+    """The generated part of RESULTS.md, from results.json in today's format."""
     env = data.get("environment", {})
-    lines = [START, "", f"Source: `{source}` (every number below is read from it)."]
+    ds = data.get("dataset") or {}
+    start, end = markers(data.get("preset"))
+    lines = [start, "", f"Source: `{source}` (every number below is read from it)."]
     if env:
         lines += [
             "",
@@ -217,141 +421,105 @@ def generated_section(data: dict[str, Any], source: str) -> str:
                 else "."
             ),
         ]
+    on = f" on {ds['label']}" if ds.get("label") else ""
     lines += [
         "",
-        f"Preset `{data['preset']}`, {data['seeds']} seed(s) per row; cells are mean ± std over seeds.",
+        f"Preset `{data['preset']}`{on}, {data['seeds']} seed(s) per row; cells are mean ± std "
+        "over seeds.",
         "",
     ]
-    titles = {
-        "main": "Main results (interpretability)",
-        "downstream": "Downstream (frozen backbone features)",
-        "ablation": "Ablation",
-        "overhead": "Overhead",
-    }
-    for key, title in titles.items():
-        rows = t.get(key)
-        if not rows:
-            continue
-        cols = list(next(iter(rows.values())))
-        digits = {label: d for label, _, _, d in TABLES[key][1]}
-        body = [
-            [name, str(len(next(iter(cells.values()))["values"]))]
-            + [_fmt(cells[c], digits.get(c, 2)) for c in cols]
-            for name, cells in rows.items()
+    budget = (data.get("settings") or {}).get("budget")
+    if budget:
+        lines += [
+            f"Every run's resolved settings (from its config.yaml): {describe_budget(budget)}.",
+            "",
         ]
-        lines += [f"### {title}", "", *_table(["method", "n", *cols], body)]
-    lines += ["### Sensitivity (BayesNCL)", "", *_sensitivity(data)]
+    for key, table in TABLES.items():
+        rows = data["tables"].get(key)
+        if not rows or key == SENSITIVITY.table:
+            continue
+        cols = [c for c in table.columns if any(c.metric in cells for cells in rows.values())]
+        body = [
+            [_label(data, rk), str(_n(data, rk, cells))]
+            + [_fmt(cells.get(c.metric), c.digits) for c in cols]
+            for rk, cells in rows.items()
+        ]
+        lines += [
+            f"### {table.title}",
+            "",
+            *_table(["method", "n", *(c.label for c in cols)], body),
+        ]
+    if data["tables"].get(SENSITIVITY.table):
+        lines += [f"### {TABLES[SENSITIVITY.table].title}", "", *_sensitivity(data)]
     lines += _tuning(data)
     lines += ["### The papers' claims at this scale", ""]
+    claims = list(CLAIMS) + list(NCL_CLAIMS)
+    if TUNE.tuned_key in data["tables"].get("main", {}):
+        claims += TUNED_CLAIMS
+    # only the claims whose two rows this grid ran
+    claims = [c for c in claims if {c.a, c.b} <= set(data["tables"].get(c.table, {}))]
     rows = []
-    claims = list(CLAIMS)
-    if TUNED in t.get("main", {}):
-        claims += [
-            ("Cons.: BayesNCL (tuned) above NCL", "main", "Cons.", TUNED, "NCL", True),
-            ("LP@1: BayesNCL (tuned) not below NCL", "downstream", "LP@1", TUNED, "NCL", True),
-            ("Act.: BayesNCL (tuned) not below NCL", "main", "Act.", TUNED, "NCL", True),
-        ]
-    for text, table, col, a, b, higher in claims:
-        ca, cb = _cell(t, table, a, col), _cell(t, table, b, col)
-        verdict, diff = compare(ca, cb, higher)
-        rows.append([text, _fmt(ca), _fmt(cb), "-" if diff is None else f"{diff:+.2f}", verdict])
+    for c in claims:
+        ca, cb = _cell(data, c.table, c.a, c.metric), _cell(data, c.table, c.b, c.metric)
+        verdict, diff = compare(ca, cb, c.higher)
+        rows.append([c.text, _fmt(ca), _fmt(cb), "-" if diff is None else f"{diff:+.2f}", verdict])
     lines += _table(["claim", "a", "b", "a - b (claimed direction)", "verdict"], rows)
     lines += [
         "Verdict: *holds* when the difference has the claimed sign and exceeds twice the summed "
         "standard errors of the two cells; *within noise* when the sign is right but smaller.",
         "",
-        "### Side by side with the BayesNCL paper",
-        "",
-        "Fashion-MNIST has 10 balanced classes like CIFAR-10, so chance consistency is 10.00 in "
-        "both; the paper's ImageNet-100 column has 100 classes (chance 1.00).",
-        "",
     ]
-    rows = []
-    for name, paper in PAPER_MAIN.items():
-        ours = [_fmt(_cell(t, "main", name, c)) for c in ("Cons.", "H_s", "Act.")]
-        rows.append([name, ours[0], f"{paper[0]:.2f}", f"{paper[1]:.2f}", f"{paper[2]:.2f}",
-                     ours[1], f"{paper[3]:.2f}", ours[2], f"{paper[4]:.2f}"])  # fmt: skip
-    lines += _table(
-        ["method", "Cons. (ours, F-MNIST)", "CIFAR-10", "CIFAR-100", "IN-100",
-         "H_s (ours)", "H_s IN-100", "Act. (ours)", "Act. IN-100"], rows,
-    )  # fmt: skip
-    rows = [
-        [name, _fmt(_cell(t, "downstream", name, "LP@1"))]
-        + [f"{v:.2f}" for v in paper[:3]]
-        + [_fmt(_cell(t, "downstream", name, "LP@5")), f"{paper[3]:.2f}"]
-        for name, paper in PAPER_DOWNSTREAM.items()
-    ]
-    lines += _table(
-        ["method", "LP@1 (ours, F-MNIST)", "CIFAR-10", "CIFAR-100", "IN-100",
-         "LP@5 (ours)", "LP@5 IN-100"], rows,
-    )  # fmt: skip
-    rows = [
-        [name, _fmt(_cell(t, "overhead", name, "train time (min)")),
-         _fmt(_cell(t, "overhead", name, "GMACs (pair)"), 4),
-         f"{paper[0]:.2f}", f"{paper[1]:.3f}G", f"{paper[2]:.2f}", f"{paper[3]:.3f}G"]
-        for name, paper in PAPER_OVERHEAD.items()
-    ]  # fmt: skip
-    lines += _table(
-        ["method", "train min (ours)", "GMACs (ours)", "min CIFAR-100", "FLOPs CIFAR-100",
-         "min IN-100", "FLOPs IN-100"], rows,
-    )  # fmt: skip
-    rows = [
-        [name, _fmt(_cell(t, "ablation", name, "Cons.")), f"{paper[0]:.2f}",
-         _fmt(_cell(t, "ablation", name, "LP@1")), f"{paper[1]:.2f}"]
-        for name, paper in PAPER_ABLATION.items()
-    ]  # fmt: skip
-    lines += _table(
-        ["configuration", "Cons. (ours)", "Cons. IN-100", "LP@1 (ours)", "LP@1 IN-100"], rows
-    )
-    lines += [END]
+    lines += _side_by_side(data)
+    lines += [end]
     return "\n".join(lines)
 
 
-FIGURE_ROWS = ("CL", "NCL", "BayesNCL (STE)", TUNED)
-FIGURES = {"top_activated.png": "top-activated test images of the most active dimensions",
-           "gate_vs_frequency.png": "gate open rate against activation frequency"}  # fmt: skip
-
-
 def copy_figures(results_dir: str, data: dict[str, Any], dest: Path, link_from: Path) -> list[str]:
-    """Copy the evaluation figures of the first seed of each main row to ``dest``; markdown
-    linking them relative to the folder ``link_from``."""
+    """Copy the evaluation figures of the first seed of each figure row to ``dest`` (as
+    PRESET_<run folder>_<figure>); markdown linking them relative to the folder ``link_from``.
+    A figure already in ``dest`` is linked when its run folder is not at hand (a report made
+    from a results.json kept without the runs)."""
     import os
     import shutil
 
     dest.mkdir(parents=True, exist_ok=True)
     lines = ["### Figures (the first seed of each row)", ""]
-    for row in FIGURE_ROWS:
-        if row not in data["tables"].get("main", {}):
+    for key in FIGURE_ROWS:
+        if key not in data["tables"].get("main", {}):
             continue
-        slug = row_slug(row)
-        seed = (data["runs"].get(row) or [{}])[0].get("seed", 0)
+        info = data.get("rows", {}).get(key, {})
+        folder = info.get("dir", f"runs/{key}")
+        seed = (data.get("runs", {}).get(key) or [{}])[0].get("seed", 0)
+        label = _label(data, key)
         for name, caption in FIGURES.items():
-            src = Path(results_dir) / "runs" / slug / f"seed{seed}" / "eval" / name
-            if not src.is_file():
+            src = Path(results_dir) / folder / f"seed{seed}" / info.get("eval", "grid-eval") / name
+            target = dest / f"{data['preset']}_{Path(folder).name}_{name}"
+            if src.is_file():
+                shutil.copyfile(src, target)
+            elif not target.is_file():
                 continue
-            target = dest / f"{data['preset']}_{slug}_{name}"
-            shutil.copyfile(src, target)
             rel = os.path.relpath(target, link_from)
-            lines += [f"{row}, {caption} (seed {seed}):", "", f"![{row}: {caption}]({rel})", ""]
+            lines += [f"{label}, {caption} (seed {seed}):", "", f"![{label}: {caption}]({rel})", ""]
     return lines
 
 
 def write_report(
-    results_dir: str, output: str, source: str | None = None, figures: str | None = None
+    results: str, output: str, source: str | None = None, figures: str | None = None
 ) -> str:
-    """Rewrite the generated part of ``output`` from ``results_dir``/results.json; with
-    ``figures``, copy the main rows' figures there and show them."""
-    path = Path(results_dir) / "results.json"
-    data = json.loads(path.read_text())
+    """Rewrite the generated part of ``output`` from the grid's results.json (``results``: its
+    folder or the file); with ``figures``, copy the figure rows' figures there and show them."""
+    folder, data = load_results(results)
+    path = Path(results) if Path(results).suffix == ".json" else folder / "results.json"
     section = generated_section(data, source or str(path))
+    start, end = markers(data.get("preset"))
     out = Path(output)
     if figures:
-        fig_lines = copy_figures(results_dir, data, Path(figures), out.resolve().parent)
-        section = section.replace(END, "\n".join(fig_lines) + END)
-    text = out.read_text() if out.is_file() else f"# Results\n\n{START}\n{END}\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        tail = rest.split(END, 1)[1]
+        fig_lines = copy_figures(str(folder), data, Path(figures), out.resolve().parent)
+        section = section.replace(end, "\n".join(fig_lines) + end)
+    text = out.read_text() if out.is_file() else f"# Results\n\n{start}\n{end}\n"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        tail = rest.split(end, 1)[1]
         text = head + section + tail
     else:
         text = text.rstrip() + "\n\n" + section + "\n"
@@ -359,58 +527,19 @@ def write_report(
     return text
 
 
-def utc_now() -> str:
-    """The time as results.json records it: ``2026-11-22 20:39 UTC``."""
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def environment(commit: str | None = None) -> dict[str, Any]:
-    """Versions, commit, machine and start time, stored in results.json by ``bayesncl reproduce``."""
-    import platform
-    import subprocess
-    from importlib.metadata import PackageNotFoundError, version
-
-    import torch
-
-    env: dict[str, Any] = {"started": utc_now()}
-    for pkg in ("torch", "torchvision", "lightning", "bayesncl"):
-        try:
-            env[pkg] = version(pkg)
-        except PackageNotFoundError:
-            env[pkg] = None
-    if commit is None:
-        try:
-            commit = subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"],
-                capture_output=True, text=True, check=True, cwd=Path(__file__).parent,
-            ).stdout.strip()  # fmt: skip
-            changed = subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
-                capture_output=True, text=True, check=True, cwd=Path(__file__).parent,
-            ).stdout.strip()  # fmt: skip
-            if changed:
-                commit += "-dirty"  # uncommitted changes: the runs are not exactly this commit
-        except (OSError, subprocess.CalledProcessError):
-            commit = None
-    env.update(
-        commit=commit,
-        python=platform.python_version(),
-        cpu=platform.processor() or platform.machine(),
-        threads=torch.get_num_threads(),
-    )
-    return env
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("results_dir", help="the grid's output folder (with results.json)")
+    ap.add_argument("results", help="the grid's output folder (with results.json), or the file")
     ap.add_argument("output", nargs="?", default="RESULTS.md")
     ap.add_argument("--source", help="how to name results.json in the text (default: its path)")
     ap.add_argument("--figures", help="copy the main rows' figures to this folder and show them")
     args = ap.parse_args(argv)
-    write_report(args.results_dir, args.output, args.source, args.figures)
+    try:
+        write_report(args.results, args.output, args.source, args.figures)
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"bayesncl.reproduce.report: {err}") from None
     print(f"wrote {args.output}")
 
 

@@ -8,32 +8,13 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
 from bayesncl.data.augment import AugmentConfig, eval_transform, view_transform
 from bayesncl.data.batch_augment import BatchAugment
 from bayesncl.data.datasets import get_dataset_spec
+from bayesncl.data.splits import Transformed, subset
 from bayesncl.data.views import EpochSampler, IndexedImages, MultiViewDataset, _mix
-
-
-class _Transformed(Dataset):
-    def __init__(self, base: Dataset, transform) -> None:
-        self.base, self.transform = base, transform
-
-    def __len__(self) -> int:
-        return len(self.base)  # type: ignore[arg-type]
-
-    def __getitem__(self, i: int):
-        image, label = self.base[i]
-        return self.transform(image), label
-
-
-def _subset(ds: Dataset, n: int | None) -> Dataset:
-    """The first ``n`` items of a fixed permutation (class-mixed), or ``ds`` itself."""
-    if n is None or n >= len(ds):  # type: ignore[arg-type]
-        return ds
-    order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(1))[:n]  # type: ignore[arg-type]
-    return Subset(ds, order.tolist())
 
 
 class SSLDataModule(pl.LightningDataModule):
@@ -90,8 +71,6 @@ class SSLDataModule(pl.LightningDataModule):
         for key, n in (("train_subset", train_subset), ("val_subset", val_subset)):
             if n is not None and n < 1:
                 raise ValueError(f"data.{key}={n} must be >= 1 (or unset: the whole split)")
-        if self.spec.num_classes == 0 and not num_classes:
-            raise ValueError("data.num_classes must be set for dataset=imagefolder")
         self.data_dir = Path(data_dir)
         self.batch_size, self.val_batch_size = batch_size, val_batch_size or batch_size
         self.num_views, self.num_workers, self.download, self.seed = (
@@ -101,13 +80,16 @@ class SSLDataModule(pl.LightningDataModule):
             seed,
         )
         self.train_subset, self.val_subset = train_subset, val_subset
-        self.image_size = image_size or self.spec.image_size
         self.augment = augment.merged_over(self.spec.augment)
-        self.num_classes = num_classes or self.spec.num_classes
+        self.image_size, self.num_classes = self.spec.resolve(
+            self.data_dir, download, image_size, num_classes
+        )
         self.in_channels = self.spec.in_channels
         if augment_on == "auto":
             augment_on = "batch" if self.spec.in_channels == 1 else "sample"
-        if augment_on == "batch" and self.spec.eval_resize is not None:
+        if augment_on == "batch" and (
+            self.spec.eval_resize is not None or not self.spec.image_size
+        ):
             raise ValueError(
                 f"data.augment_on=batch needs equal-size images; {dataset} needs augment_on=sample"
             )
@@ -126,10 +108,13 @@ class SSLDataModule(pl.LightningDataModule):
     def load(self, train: bool) -> Dataset:
         """The raw split (images, labels) with no transform."""
         ds = self.spec.load(train, self.data_dir, self.download)
-        return _subset(ds, self.train_subset if train else self.val_subset)
+        return subset(ds, self.train_subset if train else self.val_subset)
 
     def eval_transform(self):
-        return eval_transform(self.image_size, self.spec.mean, self.spec.std, self.spec.eval_resize)
+        # images of their own size (image folders): resize the short side, centre-crop, so that
+        # images of other sizes batch together (identity for square images of that size)
+        resize = self.spec.eval_resize if self.spec.image_size else self.image_size
+        return eval_transform(self.image_size, self.spec.mean, self.spec.std, resize)
 
     def setup(self, stage: str | None = None) -> None:
         if self._train is None:
@@ -138,7 +123,7 @@ class SSLDataModule(pl.LightningDataModule):
             else:
                 views = view_transform(self.augment, self.image_size, self.spec.mean, self.spec.std)
                 self._train = MultiViewDataset(self.load(True), views, self.num_views, self.seed)
-            self._val = _Transformed(self.load(False), self.eval_transform())
+            self._val = Transformed(self.load(False), self.eval_transform())
 
     def _loader(self, ds: Dataset, batch_size: int, sampler=None) -> DataLoader:
         return DataLoader(

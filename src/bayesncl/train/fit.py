@@ -127,7 +127,7 @@ def fit_parser() -> ArgumentParser:
     p.add_class_arguments(
         PretrainModule,
         "model",
-        skip={"in_channels", "num_classes", "batch_size_for_scaling", "seed"},
+        skip={"in_channels", "num_classes", "image_size", "batch_size_for_scaling", "seed"},
         instantiate=False,
     )
     p.add_class_arguments(SSLDataModule, "data", skip={"seed"}, instantiate=False)
@@ -273,6 +273,7 @@ def fit(argv: list[str] | None = None, callbacks: Sequence[Any] = ()) -> Path:
     model = PretrainModule(
         **init.model.as_dict(),
         in_channels=data.in_channels,
+        image_size=data.image_size,
         num_classes=data.num_classes,
         seed=cfg.seed,
     )

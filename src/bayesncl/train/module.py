@@ -40,11 +40,13 @@ class PretrainModule(pl.LightningModule):
         method: the method config (nested: nonneg, topk_k, gate, objective, tau); a preset name
             (``bayesncl.core.presets.PRESETS``) or a ``to_dict()`` dict are accepted too.
         backbone: ``resnet18``, ``resnet50`` or ``convnet``.
-        stem: ResNet stem, ``cifar`` (3x3, stride 1, no max-pool) or ``imagenet``.
+        stem: ResNet stem, ``cifar`` (3x3, stride 1, no max-pool), ``imagenet``, or ``auto``
+            (cifar for images up to 64 px, imagenet above).
         cifar_stem_padding: padding of the CIFAR stem conv (official 2).
         backbone_width: width of the ``convnet`` backbone.
         backbone_norm: normalisation of the ``convnet``: ``batch`` or ``group`` (batch-independent).
-        in_channels, num_classes: set from the data module.
+        in_channels, num_classes, image_size: set from the data module (``stem: auto`` uses the
+            image size).
         proj_hidden_dim, proj_output_dim: projector H and K (CIFAR 2048/256, IN-100 16384/2048).
         optim: optimiser and schedule.
         batch_size_for_scaling: total batch (per process x processes) for the linear lr rule;
@@ -70,6 +72,7 @@ class PretrainModule(pl.LightningModule):
         backbone_norm: Literal["batch", "group"] = "batch",
         in_channels: int = 3,
         num_classes: int = 10,
+        image_size: int = 32,
         proj_hidden_dim: int = 2048,
         proj_output_dim: int = 256,
         optim: OptimConfig = OptimConfig(),
@@ -94,7 +97,13 @@ class PretrainModule(pl.LightningModule):
         if finite_check_every < 0:
             raise ValueError("model.finite_check_every must be >= 0 (0 disables the check)")
         net, dim = build_backbone(
-            backbone, stem, cifar_stem_padding, in_channels, backbone_width, backbone_norm
+            backbone,
+            stem,
+            cifar_stem_padding,
+            in_channels,
+            backbone_width,
+            backbone_norm,
+            image_size,
         )
         self.encoder = Encoder(net, dim, method, proj_hidden_dim, proj_output_dim, num_classes)
         self.classifier = nn.Linear(dim, num_classes)

@@ -24,8 +24,9 @@ class OptimConfig:
         adaptation; the online classifier gets no weight decay.
     warmup_epochs: linear warmup from ``warmup_start_lr``, then the ``schedule``, per step:
         ``cosine`` to ``min_lr`` (pretraining, spec §1.3) or ``step``: x ``decay_rate`` at each
-        epoch of ``decay_epochs`` (the supervised and fine-tuning schedules, e.g. [60, 80] of 100
-        epochs on ImageNet-100, ncl-extras-spec §2.1).
+        fraction ``decay_at`` of the training steps (the supervised and fine-tuning schedules:
+        [0.6, 0.8] is epochs 60 and 80 of 100 on ImageNet-100, ncl-extras-spec §2.1; fractions,
+        so a shorter run keeps the shape).
     """
 
     name: Literal["lars", "sgd", "adamw"] = "lars"
@@ -42,7 +43,7 @@ class OptimConfig:
     warmup_start_lr: float = 3e-5
     min_lr: float = 0.0
     schedule: Literal["cosine", "step"] = "cosine"
-    decay_epochs: tuple[float, ...] = ()
+    decay_at: tuple[float, ...] = ()
     decay_rate: float = 0.1
 
     def __post_init__(self) -> None:
@@ -59,14 +60,17 @@ class OptimConfig:
             raise ValueError(f"optim.warmup_epochs={self.warmup_epochs!r} must be >= 0")
         if self.min_lr < 0 or self.warmup_start_lr < 0:
             raise ValueError("optim.min_lr and optim.warmup_start_lr must be >= 0")
-        if isinstance(self.decay_epochs, list):
-            object.__setattr__(self, "decay_epochs", tuple(self.decay_epochs))
-        if self.schedule == "step" and not self.decay_epochs:
-            raise ValueError("optim.schedule=step needs optim.decay_epochs, e.g. [60, 80]")
-        if list(self.decay_epochs) != sorted(self.decay_epochs) or any(
-            e <= 0 for e in self.decay_epochs
+        if isinstance(self.decay_at, list):
+            object.__setattr__(self, "decay_at", tuple(self.decay_at))
+        if self.schedule == "step" and not self.decay_at:
+            raise ValueError("optim.schedule=step needs optim.decay_at, e.g. [0.6, 0.8]")
+        if list(self.decay_at) != sorted(self.decay_at) or any(
+            not 0 < f < 1 for f in self.decay_at
         ):
-            raise ValueError(f"optim.decay_epochs={list(self.decay_epochs)} must be > 0, ascending")
+            raise ValueError(
+                f"optim.decay_at={list(self.decay_at)} must be fractions of training in (0, 1), "
+                "ascending"
+            )
         if not 0 < self.decay_rate <= 1:
             raise ValueError(f"optim.decay_rate={self.decay_rate!r} must be in (0, 1]")
 
@@ -142,7 +146,7 @@ def make_scheduler(
     """Per-step warmup + cosine (or step decay) for every group, each from its own base lr
     (spec §1.3)."""
     warmup = round(cfg.warmup_epochs * steps_per_epoch)
-    milestones = tuple(round(e * steps_per_epoch) for e in cfg.decay_epochs)
+    milestones = tuple(round(f * total_steps) for f in cfg.decay_at)
     lambdas: list[Callable[[int], float]] = []
     for group in optimizer.param_groups:
         base = group["lr"]

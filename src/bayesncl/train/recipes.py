@@ -45,7 +45,7 @@ def supervised(cfg: dict[str, Any], epochs: int) -> dict[str, Any]:
         "weight_decay": 5e-4 if cfg["data"]["dataset"] != "imagenet100" else 1e-4,
         "warmup_epochs": 0,
         "schedule": "step",
-        "decay_epochs": [round(0.6 * epochs), round(0.8 * epochs)],
+        "decay_at": [0.6, 0.8],
     }
     cfg["trainer"]["max_epochs"] = epochs
     return cfg
@@ -133,6 +133,25 @@ RECIPES: dict[str, dict[str, Any]] = {
         },
         "trainer": {"max_epochs": 10, "precision": "32-true", "checkpoint_every_n_steps": 100},
     },
+    # your own images: DATA_DIR/train/<class>/*, DATA_DIR/val/<class>/*; classes and image size
+    # come from the folders; the ResNet stem follows the image size (CIFAR stem up to 64 px)
+    "imagefolder": {
+        "model": {
+            "backbone": "resnet18",
+            "stem": "auto",
+            "proj_hidden_dim": 2048,
+            "proj_output_dim": 256,
+            "optim": _lars(0.4, 0.1, 10),
+        },
+        "data": {
+            "dataset": "imagefolder",
+            "data_dir": "data/images",
+            "batch_size": 256,
+            "num_workers": 4,
+            "augment_on": "sample",
+        },
+        "trainer": {"max_epochs": 100, "precision": "32-true", "checkpoint_every_n_steps": 500},
+    },
     "digits": {
         "model": {
             "backbone": "convnet",
@@ -153,6 +172,7 @@ SUPERVISED_EPOCHS: dict[str, int] = {
     "imagenet100": 100,
     "fashion-mnist": 10,
     "digits": 30,
+    "imagefolder": 100,
 }
 
 #: method settings that differ by dataset (official: relu on ImageNet-100, rep_relu on CIFAR)

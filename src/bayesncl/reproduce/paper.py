@@ -1,0 +1,645 @@
+"""The papers' knowledge as data: grid rows, tables, published numbers and the claims to check.
+
+Everything ``bayesncl reproduce`` (:mod:`bayesncl.reproduce.grid`) runs and everything its report
+(:mod:`bayesncl.reproduce.report`) prints about the BayesNCL paper lives here, once:
+
+* :class:`Row`: one configuration of the grid, with *structured* parameters (a method preset,
+  nested method changes applied with ``MethodConfig.updated``, changes to ``model.optim``) and a
+  stable ``key`` (its run folder and its key in results.json). The ``label`` is for display only;
+  nothing is ever parsed out of it.
+* :data:`TABLES`: each table as ``(metric key, label, scale, digits)`` columns.
+* :data:`SENSITIVITY`, :data:`TUNE`: how the sensitivity grid is laid out and tuned.
+* :data:`PAPER_TABLES`: the numbers the BayesNCL paper publishes, beside ours.
+* :data:`CLAIMS`: the paper's claims, as "row a above/below row b on a metric of a table".
+* :data:`GRIDS`: the grid presets (quick, cpu, cifar10, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bayesncl.core.config import MethodConfig
+from bayesncl.train.recipes import recipe
+
+# --- datasets ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """How the report names a dataset, and whether its test classes are balanced (then chance
+    consistency is 1 / classes)."""
+
+    label: str
+    short: str
+    balanced: bool = True
+
+
+DATASET_INFO: dict[str, DatasetInfo] = {
+    "fashion-mnist": DatasetInfo("Fashion-MNIST", "F-MNIST"),
+    "cifar10": DatasetInfo("CIFAR-10", "CIFAR-10"),
+    "cifar100": DatasetInfo("CIFAR-100", "CIFAR-100"),
+    "imagenet100": DatasetInfo("ImageNet-100", "IN-100"),
+    "digits": DatasetInfo("digits (8x8)", "digits", balanced=False),
+}
+
+
+def dataset_record(name: str) -> dict[str, Any]:
+    """results.json's ``dataset``: name, label, short label, classes, balanced."""
+    from bayesncl.data import DATASETS
+
+    info = DATASET_INFO.get(name, DatasetInfo(name, name, balanced=False))
+    spec = DATASETS.get(name)
+    return {
+        "name": name,
+        "label": info.label,
+        "short": info.short,
+        "num_classes": spec.num_classes if spec is not None else None,
+        "balanced": info.balanced,
+    }
+
+
+#: the datasets of the paper's columns, with their classes (all balanced)
+PAPER_DATASETS: dict[str, int] = {"CIFAR-10": 10, "CIFAR-100": 100, "ImageNet-100": 100}
+
+
+# --- rows -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One configuration of the grid (one row of a table), run once per seed.
+
+    key: stable identifier: the run folder OUT/runs/<key>/ and the key in results.json.
+    label: the name shown in tables (display only).
+    preset: the method preset (``bayesncl.core.presets.PRESETS``) on the dataset's recipe.
+    method: nested method changes, applied with ``MethodConfig.updated`` (``{"gate":
+        {"prior": 0.5}}``).
+    optim: changes to ``model.optim`` (``{"gate_lr": 1.0}``).
+    """
+
+    key: str
+    label: str
+    preset: str
+    method: dict[str, Any] = field(default_factory=dict)
+    optim: dict[str, Any] = field(default_factory=dict)
+    tables: tuple[str, ...] = ()
+    max_seeds: int | None = None  # run at most this many seeds of the row (None: all)
+    first_seed: int = 0  # seeds first_seed, first_seed + 1, ...
+    init_from: str | None = None  # fine-tuned from this row's checkpoint of the same seed
+
+    def seeds(self, n_seeds: int) -> range:
+        n = min(n_seeds, self.max_seeds or n_seeds)
+        return range(self.first_seed, self.first_seed + n)
+
+    def params(self) -> dict[str, Any]:
+        """The row's parameters as results.json stores them."""
+        return {
+            "label": self.label,
+            "preset": self.preset,
+            "method": self.method,
+            "optim": self.optim,
+            "tables": list(self.tables),
+            "init_from": self.init_from,
+        }
+
+
+def _g(x: float) -> str:
+    return f"{x:g}"
+
+
+CORE_ROWS = (
+    Row("cl", "CL", "cl", tables=("main", "downstream")),
+    Row("ncl", "NCL", "ncl", tables=("main", "downstream", "overhead")),
+    Row("ncl-topk", "NCL+TopK", "ncl-topk", tables=("main",)),
+    Row("bayesncl-gs", "BayesNCL (GS)", "bayesncl-gs", tables=("main",)),
+    Row(
+        "bayesncl",
+        "BayesNCL (STE)",
+        "bayesncl",
+        tables=("main", "downstream", "ablation", "overhead", "sensitivity"),
+    ),
+)
+ABLATION_ROWS = (
+    Row("bayesncl-soft", "Soft gating", "bayesncl-soft", tables=("ablation",)),
+    Row("bayesncl-nodetach", "Remove detachment", "bayesncl-nodetach", tables=("ablation",)),
+    Row("bayesncl-head1", "1-layer head", "bayesncl-head1", tables=("ablation",)),
+    Row("bayesncl-head3", "3-layer head", "bayesncl-head3", tables=("ablation",)),
+)
+#: the NCL paper's other systems (ncl-extras-spec §2-3): contrastive objectives with and without
+#: non-negativity, and supervised CE vs NCE from scratch and fine-tuned from NCL (Table 4)
+NCL_SSL_ROWS = (
+    Row("cl", "CL", "cl", tables=("ncl-ssl",)),
+    Row("ncl", "NCL", "ncl", tables=("ncl-ssl",)),
+    Row("scl", "SCL", "scl", tables=("ncl-ssl",)),
+    Row("nscl", "Non-negative SCL", "nscl", tables=("ncl-ssl",)),
+)
+NCL_SUPERVISED_ROWS = tuple(
+    Row(f"{name}{suffix}", f"{label}{note}", name, tables=("ncl-supervised",), init_from=src)
+    for suffix, note, src in (("", "", None), ("-ft", " (fine-tuned from NCL)", "ncl"))
+    for name, label in (
+        ("ce", "CE"),
+        ("nce", "NCE"),
+        ("ce-mlp", "CE + MLP projector"),
+        ("nce-mlp", "NCE + MLP projector"),
+    )
+)
+#: the rho x lambda grid of the paper's sensitivity figure
+SENSITIVITY_GRID = tuple((rho, lam) for rho in (0.2, 0.5, 0.8) for lam in (3e-5, 3e-4, 3e-3))
+GATE_TEMPERATURES = (0.5, 2.0)  # around the default T = 1
+GATE_LR_FACTORS = (0.1, 10.0)  # times the recipe's optim.gate_lr
+
+
+def sensitivity_rows(
+    dataset: str,
+    grid: tuple[tuple[float, float], ...] = SENSITIVITY_GRID,
+    temperatures: tuple[float, ...] = GATE_TEMPERATURES,
+    gate_lr_factors: tuple[float, ...] = GATE_LR_FACTORS,
+    max_seeds: int | None = None,
+) -> tuple[Row, ...]:
+    """BayesNCL around its defaults: the rho x lambda grid, then gate T and gate lr one at a time.
+
+    The cell of the preset's own values is the ``bayesncl`` row (BayesNCL (STE)), not repeated.
+    """
+    base = recipe(dataset, "bayesncl")["model"]
+    gate = base["method"]["gate"]
+    rows = []
+    for rho, lam in grid:
+        if (rho, lam) == (gate["prior"], gate["kl_weight"]):
+            continue
+        rows.append(
+            Row(
+                f"bayesncl-rho{_g(rho)}-lambda{_g(lam)}",
+                f"rho={rho} lambda={lam:g}",
+                "bayesncl",
+                {"gate": {"prior": rho, "kl_weight": lam}},
+                tables=("sensitivity",),
+                max_seeds=max_seeds,
+            )
+        )
+    for t in temperatures:
+        rows.append(
+            Row(
+                f"bayesncl-T{_g(t)}",
+                f"gate T={t:g}",
+                "bayesncl",
+                {"gate": {"temperature": t}},
+                tables=("sensitivity",),
+                max_seeds=max_seeds,
+            )
+        )
+    base_lr = base["optim"].get("gate_lr")
+    for f in gate_lr_factors if base_lr else ():
+        lr = round(base_lr * f, 10)
+        rows.append(
+            Row(
+                f"bayesncl-gatelr{_g(lr)}",
+                f"gate lr={lr:g}",
+                "bayesncl",
+                optim={"gate_lr": lr},
+                tables=("sensitivity",),
+                max_seeds=max_seeds,
+            )
+        )
+    return tuple(rows)
+
+
+# --- tables -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: the metric key of evaluate's metrics, its label, scale and digits."""
+
+    metric: str
+    label: str
+    scale: float = 1.0
+    digits: int = 2
+
+
+def format_cell(cell: dict[str, Any] | None, digits: int = 2) -> str:
+    """A table cell as shown: ``mean ± std`` (std over seeds), ``mean`` for one seed, ``-``
+    for none."""
+    if not cell or cell.get("mean") is None:
+        return "-"
+    if cell.get("std") is None:
+        return f"{cell['mean']:.{digits}f}"
+    return f"{cell['mean']:.{digits}f} ± {cell['std']:.{digits}f}"
+
+
+@dataclass(frozen=True)
+class Table:
+    key: str
+    title: str
+    columns: tuple[Column, ...]
+
+    def column(self, metric: str) -> Column:
+        return next(c for c in self.columns if c.metric == metric)
+
+
+_CONS = Column("consistency", "Cons.", 100, 2)
+_LP1 = Column("linear_top1", "LP@1", 100, 2)
+TABLES: dict[str, Table] = {
+    t.key: t
+    for t in (
+        Table(
+            "main",
+            "Main results (interpretability)",
+            (
+                _CONS,
+                Column("entropy_sum", "H_s", 1, 2),
+                Column("activation_ratio", "Act.", 1, 2),
+                Column("active_fraction", "1 - sparsity", 1, 3),
+                Column("sparsity", "sparsity", 1, 3),
+            ),
+        ),
+        Table(
+            "downstream",
+            "Downstream (frozen backbone features)",
+            (_LP1, Column("linear_top5", "LP@5", 100, 2), Column("knn_top1", "kNN@1", 100, 2)),
+        ),
+        Table("ablation", "Ablation", (_CONS, _LP1)),
+        Table(
+            "overhead",
+            "Overhead",
+            (
+                Column("fit_seconds", "train time (min)", 1 / 60, 2),
+                Column("gmacs_pair", "GMACs (pair)", 1, 4),
+                Column("step_seconds", "step (ms)", 1000, 1),
+            ),
+        ),
+        Table("sensitivity", "Sensitivity (BayesNCL)", (_CONS, _LP1)),
+        Table(
+            "ncl-ssl",
+            "NCL paper: contrastive objectives with and without non-negativity (Fig. 5)",
+            (
+                _LP1,
+                _CONS,
+                Column("sparsity", "sparsity", 1, 3),
+                Column("entropy_sum", "H_s", 1, 2),
+                Column("orthogonality", "mean |corr|", 1, 3),
+            ),
+        ),
+        Table(
+            "ncl-supervised",
+            "NCL paper Table 4: supervised CE vs NCE",
+            (
+                Column("objective_top1", "test acc.", 100, 2),
+                _LP1,
+                _CONS,
+                Column("sparsity", "sparsity", 1, 3),
+            ),
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One setting of the sensitivity table: a dotted path into the row's resolved settings
+    (``method.gate.prior``, ``optim.gate_lr``)."""
+
+    path: str
+    symbol: str
+    meaning: str
+
+
+@dataclass(frozen=True)
+class Sensitivity:
+    """The sensitivity table's layout: rows whose only changes are on ``axes`` (and the ``base``
+    row itself) form a matrix over the axes' resolved values; the other rows are listed one at
+    a time beside the base row."""
+
+    table: str
+    base: str  # the row key of the default cell
+    axes: tuple[Axis, Axis]
+    others: tuple[Axis, ...] = ()  # settings named in the default row's label
+
+
+SENSITIVITY = Sensitivity(
+    "sensitivity",
+    "bayesncl",
+    (
+        Axis("method.gate.prior", "rho", "prior"),
+        Axis("method.gate.kl_weight", "lambda", "KL weight"),
+    ),
+    (
+        Axis("method.gate.temperature", "T", "gate temperature T"),
+        Axis("optim.gate_lr", "gate lr", "gate learning rate"),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class TuneRule:
+    """How BayesNCL's setting is chosen from the sensitivity cells (:mod:`.tune`)."""
+
+    table: str = "sensitivity"  # the candidate cells: the rows of this table
+    reference: str = "ncl"  # the row whose mean guard metric sets the floor
+    score: str = "consistency"  # highest wins
+    guard: str = "linear_top1"  # may be at most max_drop below the reference's mean
+    max_drop: float = 0.01
+    tuned_key: str = "bayesncl-tuned"
+    tuned_label: str = "BayesNCL (tuned)"
+    tuned_tables: tuple[str, ...] = ("main", "downstream")
+
+
+TUNE = TuneRule()
+
+
+# --- the paper's numbers ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ours:
+    """A column of our numbers: ``metric`` of our table; ``{dataset}`` in the label is ours."""
+
+    metric: str
+    label: str
+    digits: int = 2
+
+
+@dataclass(frozen=True)
+class Published:
+    """A column of the paper's numbers, formatted with ``fmt``."""
+
+    label: str
+    fmt: str = "{:.2f}"
+
+
+@dataclass(frozen=True)
+class PaperTable:
+    """A side-by-side table: ``rows`` maps a row key to the published values, in the order of
+    the :class:`Published` columns."""
+
+    table: str  # our table the Ours cells come from
+    first: str  # header of the first column
+    columns: tuple[Ours | Published, ...]
+    rows: dict[str, tuple[float, ...]]
+
+
+# The BayesNCL paper (../shared/papers/000_...): main, downstream, overhead and ablation tables.
+PAPER_TABLES: tuple[PaperTable, ...] = (
+    PaperTable(
+        "main",
+        "method",
+        (
+            Ours("consistency", "Cons. (ours, {dataset})"),
+            Published("CIFAR-10"),
+            Published("CIFAR-100"),
+            Published("IN-100"),
+            Ours("entropy_sum", "H_s (ours)"),
+            Published("H_s IN-100"),
+            Ours("activation_ratio", "Act. (ours)"),
+            Published("Act. IN-100"),
+        ),
+        {
+            "cl": (10.00, 1.00, 1.00, 4.59, 1.00),
+            "ncl": (53.82, 9.91, 14.93, 3.28, 0.48),
+            "ncl-topk": (51.81, 12.32, 14.27, 3.35, 0.47),
+            "bayesncl-gs": (53.68, 20.75, 11.66, 3.36, 0.13),
+            "bayesncl": (56.50, 22.02, 36.14, 2.10, 0.50),
+        },
+    ),
+    PaperTable(
+        "downstream",
+        "method",
+        (
+            Ours("linear_top1", "LP@1 (ours, {dataset})"),
+            Published("CIFAR-10"),
+            Published("CIFAR-100"),
+            Published("IN-100"),
+            Ours("linear_top5", "LP@5 (ours)"),
+            Published("LP@5 IN-100"),
+        ),
+        {
+            "cl": (87.88, 59.72, 68.31, 90.24),
+            "ncl": (87.80, 60.67, 69.63, 91.23),
+            "bayesncl": (88.02, 60.69, 70.44, 91.71),
+        },
+    ),
+    PaperTable(
+        "overhead",
+        "method",
+        (
+            Ours("fit_seconds", "train min (ours)"),
+            Ours("gmacs_pair", "GMACs (ours)", 4),
+            Published("min CIFAR-100"),
+            Published("FLOPs CIFAR-100", "{:.3f}G"),
+            Published("min IN-100"),
+            Published("FLOPs IN-100", "{:.3f}G"),
+        ),
+        {"ncl": (70.95, 1.416, 193.78, 3.731), "bayesncl": (75.12, 1.419, 218.53, 3.815)},
+    ),
+    PaperTable(
+        "ablation",
+        "configuration",
+        (
+            Ours("consistency", "Cons. (ours)"),
+            Published("Cons. IN-100"),
+            Ours("linear_top1", "LP@1 (ours)"),
+            Published("LP@1 IN-100"),
+        ),
+        {
+            "bayesncl": (36.14, 70.44),
+            "bayesncl-soft": (33.15, 69.87),
+            "bayesncl-nodetach": (22.29, 67.47),
+            "bayesncl-head1": (40.85, 69.55),
+            "bayesncl-head3": (26.37, 68.09),
+        },
+    ),
+)
+
+
+# --- the claims -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    """ "Row ``a`` above (``higher``) or below row ``b`` on ``metric`` of ``table``"."""
+
+    text: str
+    table: str
+    metric: str
+    a: str
+    b: str
+    higher: bool = True
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("Cons.: BayesNCL above NCL", "main", "consistency", "bayesncl", "ncl"),
+    Claim("Cons.: NCL above CL", "main", "consistency", "ncl", "cl"),
+    Claim("H_s: BayesNCL below NCL", "main", "entropy_sum", "bayesncl", "ncl", higher=False),
+    Claim("Act.: BayesNCL not below NCL", "main", "activation_ratio", "bayesncl", "ncl"),
+    Claim("LP@1: BayesNCL not below NCL", "downstream", "linear_top1", "bayesncl", "ncl"),
+    Claim("LP@1: NCL not below CL", "downstream", "linear_top1", "ncl", "cl"),
+    Claim("kNN@1: BayesNCL not below NCL", "downstream", "knn_top1", "bayesncl", "ncl"),
+    Claim(
+        "Ablation: hard (STE) gating above soft, Cons.",
+        "ablation",
+        "consistency",
+        "bayesncl",
+        "bayesncl-soft",
+    ),
+    Claim(
+        "Ablation: detachment helps, Cons.",
+        "ablation",
+        "consistency",
+        "bayesncl",
+        "bayesncl-nodetach",
+    ),
+    Claim(
+        "Ablation: 2-layer head above 3-layer, Cons.",
+        "ablation",
+        "consistency",
+        "bayesncl",
+        "bayesncl-head3",
+    ),
+)
+#: the NCL paper's claims (checked when their rows ran)
+NCL_CLAIMS: tuple[Claim, ...] = (
+    Claim("Cons.: NCL above CL", "ncl-ssl", "consistency", "ncl", "cl"),
+    Claim("LP@1: NCL not below CL", "ncl-ssl", "linear_top1", "ncl", "cl"),
+    Claim("Cons.: non-negative SCL above SCL", "ncl-ssl", "consistency", "nscl", "scl"),
+    Claim("sparsity: non-negative SCL above SCL", "ncl-ssl", "sparsity", "nscl", "scl"),
+    Claim("LP@1: non-negative SCL not below SCL", "ncl-ssl", "linear_top1", "nscl", "scl"),
+    Claim("test acc.: NCE above CE", "ncl-supervised", "objective_top1", "nce", "ce"),
+    Claim(
+        "test acc.: NCE + MLP above CE + MLP",
+        "ncl-supervised",
+        "objective_top1",
+        "nce-mlp",
+        "ce-mlp",
+    ),
+    Claim(
+        "test acc.: NCE above CE, fine-tuned", "ncl-supervised", "objective_top1", "nce-ft", "ce-ft"
+    ),
+    Claim(
+        "test acc.: fine-tuned NCE above NCE from scratch",
+        "ncl-supervised",
+        "objective_top1",
+        "nce-ft",
+        "nce",
+    ),
+    Claim("Cons.: NCE above CE", "ncl-supervised", "consistency", "nce", "ce"),
+)
+
+#: checked when the tuned row was run
+TUNED_CLAIMS: tuple[Claim, ...] = (
+    Claim("Cons.: BayesNCL (tuned) above NCL", "main", "consistency", TUNE.tuned_key, "ncl"),
+    Claim(
+        "LP@1: BayesNCL (tuned) not below NCL", "downstream", "linear_top1", TUNE.tuned_key, "ncl"
+    ),
+    Claim(
+        "Act.: BayesNCL (tuned) not below NCL", "main", "activation_ratio", TUNE.tuned_key, "ncl"
+    ),
+)
+
+#: rows whose evaluation figures the report shows (their first seed)
+FIGURE_ROWS: tuple[str, ...] = ("cl", "ncl", "bayesncl", TUNE.tuned_key)
+FIGURES: dict[str, str] = {
+    "top_activated.png": "top-activated test images of the most active dimensions",
+    "gate_vs_frequency.png": "gate open rate against activation frequency",
+}
+
+
+# --- grid presets -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A grid: rows of one dataset, seeds per row, extra fit arguments and evaluation options."""
+
+    name: str
+    dataset: str
+    rows: tuple[Row, ...]
+    seeds: int
+    fit_args: tuple[str, ...]  # extra `bayesncl fit` arguments (epochs, ...)
+    eval_args: dict[str, Any]
+    description: str = ""
+    tune: bool = False  # after the grid, confirm the selected sensitivity cell (tune.select_tuned)
+
+
+_CPU_FIT = ("--trainer.max_epochs", "3", "--trainer.enable_progress_bar", "false")
+_CPU_EVAL = {"probe_epochs": 20, "train_limit": 20000}
+
+
+def _official(dataset: str) -> Preset:
+    return Preset(
+        dataset,
+        dataset,
+        CORE_ROWS + ABLATION_ROWS + sensitivity_rows(dataset),
+        3,
+        (),
+        {},
+        f"{DATASET_INFO[dataset].label} with the official schedules (GPU)",
+        tune=True,
+    )
+
+
+GRIDS: dict[str, Preset] = {
+    "quick": Preset(
+        "quick",
+        "fashion-mnist",
+        (CORE_ROWS[0], CORE_ROWS[1], CORE_ROWS[4]),
+        1,
+        _CPU_FIT,
+        _CPU_EVAL,
+        description="Fashion-MNIST, CL / NCL / BayesNCL, 1 seed, 3 epochs (about 10 minutes on "
+        "2 CPU cores)",
+    ),
+    "cpu": Preset(
+        "cpu",
+        "fashion-mnist",
+        CORE_ROWS + ABLATION_ROWS + sensitivity_rows("fashion-mnist", max_seeds=1),
+        3,
+        _CPU_FIT,
+        _CPU_EVAL,
+        "Fashion-MNIST, every table, 3 epochs per run; 3 seeds per row, 1 seed per "
+        "sensitivity cell other than the default (the BayesNCL row)",
+        tune=True,
+    ),
+    "ncl-cpu": Preset(
+        "ncl-cpu",
+        "fashion-mnist",
+        NCL_SSL_ROWS + NCL_SUPERVISED_ROWS,
+        3,
+        _CPU_FIT,
+        _CPU_EVAL,
+        "Fashion-MNIST, the NCL paper's other systems: CL / NCL / SCL / non-negative SCL, and "
+        "supervised CE vs NCE (with and without projector, from scratch and fine-tuned from "
+        "the NCL run of the same seed), 3 epochs per run, 3 seeds",
+    ),
+    "cifar10": _official("cifar10"),
+    "cifar100": _official("cifar100"),
+    "imagenet100": _official("imagenet100"),
+}
+
+
+def known_rows() -> dict[str, Row]:
+    """Every row of every grid preset, by key (the tuned row excluded: its parameters are the
+    selected cell's)."""
+    out: dict[str, Row] = {}
+    for p in GRIDS.values():
+        for r in p.rows:
+            out.setdefault(r.key, r)
+    return out
+
+
+def row_fit_config(dataset: str, row: Row) -> dict[str, Any]:
+    """The recipe of ``row.preset`` on ``dataset`` with the row's changes: the method through
+    ``MethodConfig.updated`` (``cfg["model"]["method"]`` stays the nested dict), the optimiser
+    key by key."""
+    cfg = recipe(dataset, row.preset)
+    if row.method:
+        method = MethodConfig.from_dict(cfg["model"]["method"]).updated(row.method)
+        cfg["model"]["method"] = method.to_dict()
+    if row.optim:
+        cfg["model"]["optim"] = {**cfg["model"].get("optim", {}), **row.optim}
+    return cfg
+
+
+def resolved_params(dataset: str, row: Row) -> dict[str, Any]:
+    """The row's full method and optimiser settings on ``dataset`` (results.json ``rows``)."""
+    model = row_fit_config(dataset, row)["model"]
+    return {"method": model["method"], "optim": model.get("optim", {})}
