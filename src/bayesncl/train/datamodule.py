@@ -35,7 +35,7 @@ class SSLDataModule(pl.LightningDataModule):
         seed: seed of shuffling and augmentation (batches are a function of seed, epoch, step).
         augment_on: ``sample`` (torchvision per image, in the loader workers: the official path),
             ``batch`` (whole batch at once on the model's device, :mod:`bayesncl.data.batch_augment`;
-            no hue jitter) or ``auto`` (batch for the grayscale datasets, sample otherwise).
+            every official op, hue included) or ``auto`` (batch for the grayscale datasets, sample otherwise).
         skip_corrupt: image folders: skip unreadable images (each reported on stderr) instead of
             stopping with an error naming the file.
     """
