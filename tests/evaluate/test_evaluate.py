@@ -172,3 +172,22 @@ def test_an_unwritable_output_dir_is_named(tmp_path, ckpt, capsys):
 def test_unknown_options_are_named(ckpt):
     with pytest.raises(ValueError, match=r"unknown evaluate options \['knn'\]; valid: data_dir"):
         evaluate_checkpoint(str(ckpt), knn=5)
+
+
+def test_a_checkpoint_of_the_old_format_loads_with_the_same_weights(tmp_path, ckpt):
+    """Format 1 (commit 85e91a1): ``method`` a preset name plus flat ``method_overrides``, in the
+    hyper-parameters and in the stored run config."""
+    new_model, _ = load_pretrained(ckpt)
+    data = torch.load(ckpt, map_location="cpu", weights_only=True)
+    data["hyper_parameters"]["method"] = "bayesncl"
+    data["hyper_parameters"]["method_overrides"] = {"prior": 0.8, "gate_temperature": 1.0}
+    data["hyper_parameters"].pop("image_size", None)
+    data["bayesncl"]["config"]["model"]["method"] = "bayesncl"
+    data["bayesncl"]["config"]["model"]["method_overrides"] = {"prior": 0.8}
+    data["bayesncl"]["format"] = 1
+    old = tmp_path / "old.ckpt"
+    torch.save(data, old)
+    model, run_cfg = load_pretrained(old)
+    assert model.method == new_model.method and run_cfg["model"]["method"]["name"] == "bayesncl"
+    for (k, a), (_, b) in zip(model.state_dict().items(), new_model.state_dict().items()):
+        assert torch.equal(a, b), k

@@ -317,3 +317,10 @@ def test_objective_accuracy_of_a_classifying_objective():
     assert objective_accuracy(enc, ex) == {"objective_top1": 0.75}
     enc.head = NCLHead(4, 8, 4, "ncl")
     assert objective_accuracy(enc, ex) == {}
+
+
+def test_markdown_table_escapes_pipes_in_labels():
+    from bayesncl.evaluate.run import markdown_table
+
+    table = markdown_table({"orthogonality": 0.25}, "digits / ncl")
+    assert "| mean \\|corr\\| between dims | 0.25 |" in table

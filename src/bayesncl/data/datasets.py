@@ -100,6 +100,9 @@ def load_digits(train: bool, data_dir: Path, download: bool) -> Dataset:
     return TensorImages(images[sel], bunch.target[sel])
 
 
+_SAID: set[tuple[str, str]] = set()
+
+
 def _find_idx(folder: Path, stem: str) -> Path | None:
     for name in (f"{stem}-ubyte", f"{stem}-ubyte.gz", f"{stem}.idx", f"{stem}"):
         if (folder / name).is_file():
@@ -148,7 +151,13 @@ def load_fashion_mnist(train: bool, data_dir: Path, download: bool) -> Dataset:
     for folder in candidates:
         images, labels = _find_idx(folder, stems[0]), _find_idx(folder, stems[1])
         if images and labels:
-            if folder is system and not any(_same_dir(system, o) for o in own):
+            said = (str(data_dir), prefix)
+            if (
+                folder is system
+                and not any(_same_dir(system, o) for o in own)
+                and said not in _SAID
+            ):
+                _SAID.add(said)  # once per process and split
                 print(
                     f"bayesncl: fashion-mnist: no {prefix} files in data.data_dir={data_dir}; "
                     f"using the system copy {images} and {labels}",

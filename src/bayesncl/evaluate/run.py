@@ -59,11 +59,16 @@ def format_value(value: float, scale: float = 1) -> str:
     return f"{v * scale:.4g}"
 
 
+def _md(text: str) -> str:
+    """Text for a markdown table cell: ``|`` escaped (labels such as "mean |corr|")."""
+    return text.replace("|", "\\|")
+
+
 def markdown_table(metrics: dict[str, Any], title: str) -> str:
     lines = [f"### {title}", "", "| metric | value |", "|---|---|"]
     for key, label, scale in TABLE_ROWS:
         if key in metrics and metrics[key] is not None:
-            lines.append(f"| {label} | {format_value(metrics[key], scale)} |")
+            lines.append(f"| {_md(label)} | {format_value(metrics[key], scale)} |")
     return "\n".join(lines) + "\n"
 
 

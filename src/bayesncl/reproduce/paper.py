@@ -277,7 +277,7 @@ TABLES: dict[str, Table] = {
                 _CONS,
                 Column("sparsity", "sparsity", 1, 3),
                 Column("entropy_sum", "H_s", 1, 2),
-                Column("orthogonality", "mean |corr|", 1, 3),
+                Column("orthogonality", "mean abs. corr.", 1, 3),
             ),
         ),
         Table(
