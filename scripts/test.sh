@@ -8,6 +8,6 @@ if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id 
   { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } ||
     echo "[test] could not install chromium: the browser tests will be skipped"
 fi
-.venv/bin/ruff check src tests benchmarks
-.venv/bin/ruff format --check src tests benchmarks
+.venv/bin/ruff check src tests benchmarks examples
+.venv/bin/ruff format --check src tests benchmarks examples
 .venv/bin/python -m pytest -q "$@"

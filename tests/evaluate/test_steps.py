@@ -213,7 +213,7 @@ def test_markdown_table_values_and_nan():
         "### digits / x\n\n| metric | value |\n|---|---|\n"
         "| Cons. (%) | 50 |\n"
         "| H_s, activation-weighted (nats) | nan |\n"
-        "| mean |corr| between dims | inf |\n"
+        "| mean \\|corr\\| between dims | inf |\n"
         "| kNN top-1 (%) | 98.77 |\n"
         "| parameters (M) | 1.235 |\n"
     )

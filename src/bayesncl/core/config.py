@@ -22,15 +22,16 @@ from bayesncl.core.registry import get_gate, get_objective, objective_arg_names
 class MethodConfig:
     """One method = one configuration of the representation path (spec §1.7 steps 1-7).
 
-    name: a label (the preset it came from); it changes nothing.
-    projector: the MLP projector h -> z (False: z = h, the representation has the backbone's
-        width, e.g. supervised CE/NCE "without projector", spec §2.1).
-    nonneg: the non-negativity map phi (``bayesncl.core.nonneg.NONNEG_MAPS``).
-    topk_k: keep the k largest entries per row (None: no top-k).
-    gate: the gate (``bayesncl.core.gates``; None: no gate).
-    objective: the training objective (``bayesncl.core.registry.LOSSES``).
-    tau: temperature of the objective (0.2 in every official config).
-    objective_args: the objective's own settings (keyword arguments of its class).
+    Args:
+        name: a label (the preset it came from); it changes nothing.
+        projector: the MLP projector h -> z (False: z = h, the representation has the backbone's
+            width, e.g. supervised CE/NCE "without projector", spec §2.1).
+        nonneg: the non-negativity map phi (``bayesncl.core.nonneg.NONNEG_MAPS``).
+        topk_k: keep the k largest entries per row (None: no top-k).
+        gate: the gate (``bayesncl.core.gates``; None: no gate).
+        objective: the training objective (``bayesncl.core.registry.LOSSES``).
+        tau: temperature of the objective (0.2 in every official config).
+        objective_args: the objective's own settings (keyword arguments of its class).
     """
 
     name: str = "custom"

@@ -31,24 +31,25 @@ GATE_MODES: tuple[str, ...] = get_args(GateMode)
 class GateConfig:
     """Settings of the Bayesian gate. Defaults are the released CIFAR-100 values (spec §1.7).
 
-    kind: the gate class, a key of ``bayesncl.core.registry.GATES`` (``bernoulli``: the BayesNCL
-        gate; ``frequency``: its prior scaled by each dimension's activation frequency).
-    mode: ``ste`` hard 1[alpha > t] forward, straight-through backward (BayesNCL's default);
-        ``gumbel`` the official noise eps = -log(-log(u + 1e-4) + 1e-4) (one Gumbel sample, mean
-        +0.577, spec §5 quirk 8) before the threshold; ``logistic`` the textbook binary-concrete
-        noise log u - log(1 - u); ``soft`` alpha itself is the mask (the soft-gating ablation).
-    temperature: T in alpha = sigmoid(l / T); must be > 0 (the official default 0 freezes the gate).
-    threshold: t in 1[alpha > t].
-    prior: rho of the Bernoulli prior, in (0, 1). Note rho = 0.8 pulls gates *open* (spec §1.7).
-    kl_weight: lambda >= 0, the weight of the KL term.
-    kl_clamp: clamp of alpha and rho inside the KL (official (0.01, 0.99)); None computes the
-        exact KL from the logits.
-    head_depth: 1, 2 (official) or 3 linear layers in the gate head.
-    head_hidden_dim: hidden width of the head; None means "same as the projector" (official).
-    detach: the head sees h.detach() (official), so no gate-path gradient reaches the backbone;
-        False is the paper's "remove detachment" ablation.
-    freq_power, freq_momentum: ``frequency`` gate only: gamma in rho_k = rho (1 - pi_k)^gamma and
-        the momentum of the moving average pi_k (``bayesncl.core.frequency``).
+    Args:
+        kind: the gate class, a key of ``bayesncl.core.registry.GATES`` (``bernoulli``: the BayesNCL
+            gate; ``frequency``: its prior scaled by each dimension's activation frequency).
+        mode: ``ste`` hard 1[alpha > t] forward, straight-through backward (BayesNCL's default);
+            ``gumbel`` the official noise eps = -log(-log(u + 1e-4) + 1e-4) (one Gumbel sample, mean
+            +0.577, spec §5 quirk 8) before the threshold; ``logistic`` the textbook binary-concrete
+            noise log u - log(1 - u); ``soft`` alpha itself is the mask (the soft-gating ablation).
+        temperature: T in alpha = sigmoid(l / T); must be > 0 (the official default 0 freezes the gate).
+        threshold: t in 1[alpha > t].
+        prior: rho of the Bernoulli prior, in (0, 1). Note rho = 0.8 pulls gates *open* (spec §1.7).
+        kl_weight: lambda >= 0, the weight of the KL term.
+        kl_clamp: clamp of alpha and rho inside the KL (official (0.01, 0.99)); None computes the
+            exact KL from the logits.
+        head_depth: 1, 2 (official) or 3 linear layers in the gate head.
+        head_hidden_dim: hidden width of the head; None means "same as the projector" (official).
+        detach: the head sees h.detach() (official), so no gate-path gradient reaches the backbone;
+            False is the paper's "remove detachment" ablation.
+        freq_power, freq_momentum: ``frequency`` gate only: gamma in rho_k = rho (1 - pi_k)^gamma and
+            the momentum of the moving average pi_k (``bayesncl.core.frequency``).
     """
 
     kind: str = "bernoulli"

@@ -41,9 +41,9 @@ def load_pretrained(path: str | Path):
         if isinstance(model_cfg.get("method"), str):
             model_cfg.pop("method_overrides", None)
             model_cfg["method"] = hp["method"]
-    hp["optim"] = OptimConfig(**hp.get("optim", {}))
     hp.pop("init_from", None)  # the weights below replace the fine-tuning start point
     try:
+        hp["optim"] = OptimConfig(**hp.get("optim", {}))
         model = PretrainModule(**hp)
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except (TypeError, RuntimeError) as err:

@@ -32,25 +32,39 @@ def top_activated_grid(
     dims: int = 8,
     per_dim: int = 8,
     title: str = "",
+    labels: Tensor | None = None,
 ) -> Path:
     """Rows: the ``dims`` dimensions with the largest activation mass; columns: the samples that
-    activate each most strongly. ``image_at(i)`` gives sample i's image (only those shown are
-    loaded)."""
+    activate each most strongly, each with its label; a row's purity is the share of its shown
+    samples in their most common class. ``image_at(i)`` gives sample i's image (only those shown
+    are loaded)."""
     mass = features.abs().sum(0)
     top_dims = mass.argsort(descending=True)[:dims].tolist()
     fig, axes = plt.subplots(
-        len(top_dims), per_dim, figsize=(per_dim * 0.9, len(top_dims) * 0.95), squeeze=False
+        len(top_dims), per_dim, figsize=(per_dim * 0.95, len(top_dims) * 1.1), squeeze=False
     )
     for r, d in enumerate(top_dims):
         order = features[:, d].argsort(descending=True)[:per_dim].tolist()
+        shown = [int(labels[i]) for i in order] if labels is not None else []
         for c in range(per_dim):
             ax = axes[r][c]
-            ax.axis("off")
+            ax.set_xticks([])
+            ax.set_yticks([])
             if c < len(order):
                 img = _to_numpy_image(image_at(order[c]))
                 ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
-        axes[r][0].set_title(f"dim {d}", fontsize=6, loc="left")
-    fig.suptitle(title or "top-activated samples per dimension", fontsize=8)
+                if shown:
+                    ax.set_xlabel(f"y={shown[c]}", fontsize=5, labelpad=1)
+        row = f"dim {d}"
+        if shown:
+            purity = max(shown.count(y) for y in set(shown)) / len(shown)
+            row += f", purity {100 * purity:.0f}%"
+        axes[r][0].set_title(row, fontsize=6, loc="left")
+    fig.suptitle(
+        f"{title + ': ' if title else ''}the {per_dim} test images that activate each of the "
+        f"{len(top_dims)} most active dimensions most (y = label)",
+        fontsize=7,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -64,11 +78,20 @@ def correlation_heatmap(
     active = (features.abs().sum(0) > 0).nonzero().flatten()
     g = torch.Generator().manual_seed(seed)
     pick = active[torch.randperm(len(active), generator=g)[:dims]]
+    pick = pick.sort().values
     corr = dimension_correlation(features[:, pick], keep_active=False).abs().numpy()
-    fig, ax = plt.subplots(figsize=(4, 3.4))
+    fig, ax = plt.subplots(figsize=(5, 4.4))
     im = ax.imshow(corr, vmin=0, vmax=1, cmap="viridis")
-    fig.colorbar(im, ax=ax)
-    ax.set_title(title or f"|correlation| of {len(pick)} random dimensions", fontsize=8)
+    fig.colorbar(im, ax=ax, label="|correlation| over the test set")
+    ticks = list(range(len(pick)))
+    ax.set_xticks(ticks, [str(int(i)) for i in pick], fontsize=5, rotation=90)
+    ax.set_yticks(ticks, [str(int(i)) for i in pick], fontsize=5)
+    ax.set_xlabel("dimension (index in the representation)")
+    ax.set_ylabel("dimension")
+    ax.set_title(
+        f"{title + ': ' if title else ''}{len(pick)} random active dimensions (seed {seed})",
+        fontsize=8,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -88,7 +111,10 @@ def gate_vs_frequency(
     ax.set_ylabel("gate open rate")
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(title or "gate open rate vs activation frequency", fontsize=8)
+    ax.set_title(
+        f"{title + ': ' if title else ''}gate open rate vs frequency, per dimension (test set)",
+        fontsize=7,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

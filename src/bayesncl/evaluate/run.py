@@ -7,10 +7,13 @@ interpretability metrics were computed on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +22,7 @@ from jsonargparse import ArgumentParser
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from bayesncl._output import verbosity
 from bayesncl.data.splits import EvalSplits, Transformed, eval_splits
 from bayesncl.evaluate import steps
 from bayesncl.evaluate.checkpoint import load_pretrained
@@ -167,6 +171,18 @@ def _loader(ds: Dataset, config: EvalConfig) -> DataLoader:
     return DataLoader(ds, batch_size=config.batch_size, num_workers=config.num_workers)
 
 
+@contextlib.contextmanager
+def progress(what: str) -> Iterator[None]:
+    """``[evaluate] what ... 3.2 s`` on stderr (nothing with -q): evaluation is never silent."""
+    if verbosity() < 0:
+        yield
+        return
+    print(f"[evaluate] {what} ...", end="", file=sys.stderr, flush=True)
+    start = time.monotonic()
+    yield
+    print(f" {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
+
+
 def run(
     encoder: Encoder, splits: EvalSplits, config: EvalConfig, out_dir: Path, num_classes: int,
     classifier: nn.Module | None = None, source: str = "the model", title: str = "",
@@ -176,31 +192,38 @@ def run(
     dims = config.dims(encoder.head.out_dim)
     val_raw = splits.load(False)
     val_set = Transformed(val_raw, splits.transform())
-    val = extract(encoder, _loader(val_set, config), config.bn_mode, config.soft_gate)
+    with progress(f"features of the {len(val_set):,} held-out images"):
+        val = extract(encoder, _loader(val_set, config), config.bn_mode, config.soft_gate)
     steps.check_finite(val, source)
     m: dict[str, Any] = {"bn_mode": config.bn_mode, "soft_gate": config.soft_gate}
     m["num_eval_samples"] = len(val.labels)
-    m |= steps.interpretability(val, num_classes)
-    m |= steps.retrieval(val, dims)
+    with progress("interpretability metrics and retrieval"):
+        m |= steps.interpretability(val, num_classes)
+        m |= steps.retrieval(val, dims)
     m |= steps.gate_statistics(val)
     m |= steps.objective_accuracy(encoder, val)
     if config.probe:
         train_raw = splits.load(True, config.train_limit)
         train_set = Transformed(train_raw, splits.transform())
-        train = extract(encoder, _loader(train_set, config), "eval", config.soft_gate)
+        with progress(f"features of {len(train_set):,} training images"):
+            train = extract(encoder, _loader(train_set, config), "eval", config.soft_gate)
         steps.check_finite(train, source)
         augment = probe_augmentation(splits.image_size, splits.spec.mean, splits.spec.std)
         inputs = steps.ProbeInputs(train, val, num_classes, config.probe_epochs, encoder,
                                    train_raw, augment, config.num_workers)  # fmt: skip
-        m |= steps.linear(inputs, config.probe_protocol)
-        m |= steps.knn(train, val, num_classes, config.knn_k, config.knn_temperature)
-        m |= steps.feature_selection(train, val, dims, num_classes, config.probe_epochs)
+        with progress(f"linear probe ({config.probe_protocol}, {config.probe_epochs} epochs)"):
+            m |= steps.linear(inputs, config.probe_protocol)
+        with progress(f"kNN (k={config.knn_k}) and feature selection ({len(dims)} widths)"):
+            m |= steps.knn(train, val, num_classes, config.knn_k, config.knn_temperature)
+            m |= steps.feature_selection(train, val, dims, num_classes, config.probe_epochs)
     if config.cost:
-        m |= steps.cost(encoder, tuple(val_set[0][0].shape), classifier)
+        with progress("cost (parameters, MACs, step time)"):
+            m |= steps.cost(encoder, tuple(val_set[0][0].shape), classifier)
     if config.save_features:
         m |= steps.export_features(val, config.save_features)
     if config.figures:
-        m |= steps.figures(val, lambda i: val_raw[i][0], out_dir, title)
+        with progress("figures"):
+            m |= steps.figures(val, lambda i: val_raw[i][0], out_dir, title)
     return m
 
 

@@ -205,7 +205,9 @@ def figures(
     """The PNG figures: top-activated samples, dimension correlation, and for a gated model
     the gate open rate against activation frequency. ``figures``: their paths."""
     paths = [
-        fig.top_activated_grid(ex.output, image_at, out_dir / "top_activated.png", title=title),
+        fig.top_activated_grid(
+            ex.output, image_at, out_dir / "top_activated.png", title=title, labels=ex.labels
+        ),
         fig.correlation_heatmap(ex.output, out_dir / "correlation.png", title=title),
     ]
     if ex.mask is not None:

@@ -26,6 +26,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
 from bayesncl._argv import dashes_to_underscores
 from bayesncl._output import configure, interactive, verbosity
+from bayesncl.core.presets import PRESETS
 from bayesncl.train.checkpointing import (
     LAST,
     AtomicCheckpointIO,
@@ -101,7 +102,12 @@ def fit_parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="bayesncl fit",
         description="Train a model: any method preset (CL, NCL, BayesNCL and its ablations, "
-        "SCL / non-negative SCL, supervised CE / NCE) on any dataset of the registry.",
+        "SCL / non-negative SCL, supervised CE / NCE) on any dataset of the registry. "
+        f"--model.method NAME takes a preset: {', '.join(PRESETS)}; then e.g. "
+        "--model.method.gate.prior 0.5 (rho), --model.method.gate.kl_weight (lambda), "
+        "--model.method.gate.temperature (T), --model.method.tau. Datasets and their layout: "
+        "digits (scikit-learn), fashion-mnist (IDX files), cifar10/cifar100 (torchvision "
+        "folders), imagenet100 and imagefolder (DATA_DIR/train/<class>/*, DATA_DIR/val/<class>/*).",
         exit_on_error=False,
     )
     p.add_argument(
