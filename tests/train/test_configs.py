@@ -2,6 +2,7 @@
 config per dataset runs end to end on tiny fake data in its dataset's real format (a couple of
 steps on CPU). The method axis is covered by the core's tests (every preset on one head)."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,11 @@ def test_a_new_users_image_folder_needs_only_its_data_dir(tmp_path):
     assert main(args) == 0
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["model"]["stem"] == "auto"
+    ckpt = str(run / "checkpoints" / "last.ckpt")
+    quick = ["--probe_epochs", "1", "--knn_k", "3", "--figures", "false", "--cost", "false"]
+    assert main(["evaluate", ckpt, *quick]) == 0  # the README's evaluate command, made short
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    assert metrics["num_eval_samples"] == 12 and metrics["dataset"] == "imagefolder"
 
 
 #: a writer of tiny files in each dataset's real on-disk format (digits ships with scikit-learn)
