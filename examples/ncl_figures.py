@@ -52,6 +52,7 @@ def fig4(grid: Path, out: Path) -> Path:
         n = min(map(len, curves))
         mean = 100 * np.mean([c[:n] for c in curves], axis=0)
         ax.plot(range(1, n + 1), mean, style, marker="o", label=f"{label} ({len(curves)} seeds)")
+    ax.set_xticks(range(1, n + 1))
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy of the classifier (%)")
     ax.set_title("Fashion-MNIST, supervised CE vs NCE (no projector)")
