@@ -177,6 +177,9 @@ def test_select_tuned_takes_the_most_consistent_cell_that_keeps_accuracy():
     for key in ("bayesncl", "rho0.5", "lr1"):
         results[key][0] = _run(0.99, 0.5)
     assert select_tuned(p, results)[0] is None  # nothing keeps the accuracy
+    results["rho0.5"][0] = _run(float("nan"), 0.9)  # no active dimension: consistency NaN
+    results["lr1"][0] = _run(0.3, 0.9)
+    assert select_tuned(p, results)[1]["selected"] == "lr1"  # the NaN cell never wins
 
 
 def test_reproduce_confirms_the_selected_cell_on_fresh_seeds(tmp_path, monkeypatch):

@@ -31,7 +31,10 @@ def select_tuned(
         if rule.table not in row.tables or not runs:
             continue
         r0 = runs[0]
-        cells.append((row, r0[rule.score], r0[rule.guard], r0[rule.guard] >= floor))
+        score, guard = r0[rule.score], r0[rule.guard]
+        # a NaN score (no active dimension) never wins: max() could not replace it
+        ok = guard >= floor and score is not None and math.isfinite(score)
+        cells.append((row, score, guard, ok))
     eligible = [c for c in cells if c[3]]
     best = max(eligible, key=lambda c: c[1], default=None)
     info: dict[str, Any] = {
