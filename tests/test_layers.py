@@ -36,25 +36,13 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _is_type_checking(node: ast.If) -> bool:
-    t = node.test
-    return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or (
-        isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING"
-    )
-
-
 def imports_of(path: Path) -> set[str]:
-    """Every bayesncl module imported anywhere in the file (function-local ones too), except
-    under ``if TYPE_CHECKING:`` (annotations only, never executed)."""
+    """Every bayesncl module imported anywhere in the file: function-local imports and imports
+    under ``if TYPE_CHECKING:`` too (a cycle hidden from the interpreter is still one for a
+    reader)."""
     tree = ast.parse(path.read_text())
-    skip: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and _is_type_checking(node):
-            skip |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
     found: set[str] = set()
     for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.startswith("bayesncl")}
         elif (

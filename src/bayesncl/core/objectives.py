@@ -15,14 +15,12 @@ Adding an objective = one module defining a subclass of :class:`Objective` + one
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch import Tensor, nn
 
 from bayesncl.core.losses import LossTerms, nt_xent
-
-if TYPE_CHECKING:  # annotation only: pipeline imports this module
-    from bayesncl.core.pipeline import Representation
+from bayesncl.core.representation import Representation
 
 
 @dataclass

@@ -10,8 +10,6 @@ configurations (:class:`~bayesncl.core.config.MethodConfig`) of this one path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from torch import Tensor, nn
 
 from bayesncl.core.config import MethodConfig
@@ -22,21 +20,8 @@ from bayesncl.core.norm import normalize_rows
 from bayesncl.core.objectives import Batch
 from bayesncl.core.presets import method_preset
 from bayesncl.core.registry import get_gate, get_objective
+from bayesncl.core.representation import Representation
 from bayesncl.core.topk import check_topk, topk_mask
-
-
-@dataclass
-class Representation:
-    """Every tensor of one pass through the path (rows = samples x views)."""
-
-    h: Tensor  # backbone features
-    z: Tensor  # projector output
-    features: Tensor  # phi(z), after top-k; not normalised
-    normalized: Tensor  # z_hat = normalize(features)
-    output: Tensor  # v = normalize(z_hat * mask), or z_hat without a gate: what the loss sees
-    logits: Tensor | None = field(default=None)  # gate logits l
-    alpha: Tensor | None = field(default=None)  # sigmoid(l / T)
-    mask: Tensor | None = field(default=None)  # the gate mask m
 
 
 def make_projector(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
