@@ -345,6 +345,12 @@ class DatasetSpec:
     load: Callable[[bool, Path, bool], Dataset]
     eval_resize: int | None = None
 
+    def eval_resize_for(self, image_size: int) -> int | None:
+        """The Resize before the evaluation centre crop: the dataset's own (ImageNet-100:
+        256 -> 224), or for datasets of the images' own size (image folders) the crop size, so
+        images of other sizes batch together (identity for square images of that size)."""
+        return self.eval_resize if self.image_size else image_size
+
     def resolve(
         self,
         data_dir: Path,

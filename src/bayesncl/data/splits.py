@@ -61,7 +61,7 @@ class EvalSplits:
         """The deterministic evaluation transform (resize + centre crop where the dataset has
         one, then normalisation with the dataset's statistics)."""
         s = self.spec
-        resize = s.eval_resize if s.image_size else self.image_size  # as SSLDataModule
+        resize = s.eval_resize_for(self.image_size)
         return eval_transform(self.image_size, s.mean, s.std, resize)
 
     def transformed(self, train: bool, limit: int | None = None) -> Dataset:

@@ -156,7 +156,7 @@ def preprocessing_from_run(
         image_size=size,
         mean=tuple(spec.mean),
         std=tuple(spec.std),
-        resize=spec.eval_resize if spec.image_size else size,
+        resize=spec.eval_resize_for(size),
         data_dir=data_cfg.get("data_dir"),
     )
 

@@ -111,9 +111,7 @@ class SSLDataModule(pl.LightningDataModule):
         return subset(ds, self.train_subset if train else self.val_subset)
 
     def eval_transform(self):
-        # images of their own size (image folders): resize the short side, centre-crop, so that
-        # images of other sizes batch together (identity for square images of that size)
-        resize = self.spec.eval_resize if self.spec.image_size else self.image_size
+        resize = self.spec.eval_resize_for(self.image_size)
         return eval_transform(self.image_size, self.spec.mean, self.spec.std, resize)
 
     def setup(self, stage: str | None = None) -> None:
