@@ -447,8 +447,16 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+#: functions that make the spec of a dataset name not in DATASETS (a family of names such as
+#: ``scenes-pi35``), or return None; a module that defines such a family appends its resolver
+SPEC_RESOLVERS: list[Callable[[str], DatasetSpec | None]] = []
+
+
 def get_dataset_spec(name: str) -> DatasetSpec:
-    try:
+    if name in DATASETS:
         return DATASETS[name]
-    except KeyError:
-        raise ValueError(f"dataset={name!r}; use one of: {', '.join(DATASETS)}") from None
+    for resolve in SPEC_RESOLVERS:
+        spec = resolve(name)
+        if spec is not None:
+            return spec
+    raise ValueError(f"dataset={name!r}; use one of: {', '.join(DATASETS)}")

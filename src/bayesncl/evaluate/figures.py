@@ -119,3 +119,34 @@ def gate_vs_frequency(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def gate_vs_nuisance(
+    mask: Tensor,
+    features: Tensor,
+    nuisance_lift: Tensor,
+    path: Path,
+    eps: float = 1e-5,
+    title: str = "",
+) -> Path:
+    """Per dimension: gate open rate against activation frequency (before the gate), coloured
+    by the dimension's nuisance lift (how much more than chance its active samples share one
+    background). The BayesNCL mechanism predicts frequent, nuisance-pure dimensions closed."""
+    open_rate = mask.float().mean(0).numpy()
+    freq = (features.abs() > eps).float().mean(0).numpy()
+    lift = torch.nan_to_num(nuisance_lift.float(), nan=0.0).clamp(0, 1).numpy()
+    fig, ax = plt.subplots(figsize=(4.6, 3.6))
+    points = ax.scatter(freq, open_rate, c=lift, cmap="viridis", vmin=0, vmax=1, s=10, alpha=0.8)
+    fig.colorbar(points, ax=ax, label="nuisance lift (0: chance, 1: one background)")
+    ax.set_xlabel("activation frequency (before the gate)")
+    ax.set_ylabel("gate open rate")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(
+        f"{title + ': ' if title else ''}gate vs frequency and background, per dim (test set)",
+        fontsize=7,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

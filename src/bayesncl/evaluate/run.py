@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from bayesncl._output import verbosity
+from bayesncl.data.scenes import nuisance_labels
 from bayesncl.data.splits import EvalSplits, Transformed, eval_splits
 from bayesncl.evaluate import steps
 from bayesncl.evaluate.checkpoint import load_pretrained
@@ -46,6 +47,12 @@ TABLE_ROWS = [
     ("linear_top5", "linear probe top-5 (%)", 100),
     ("knn_top1", "kNN top-1 (%)", 100),
     ("gate_open", "gate open rate", 1),
+    ("nuisance_consistency", "Cons. w.r.t. the nuisance label (%)", 100),
+    ("nuisance_dim_share", "share of active dims dominated by the nuisance", 1),
+    ("nuisance_linear_top1", "nuisance probe on h, top-1 (%)", 100),
+    ("nuisance_linear_v_top1", "nuisance probe on v, top-1 (%)", 100),
+    ("gate_open_nuisance_dims", "gate open rate, nuisance-dominated dims", 1),
+    ("gate_open_class_dims", "gate open rate, other active dims", 1),
     ("objective_top1", "objective's classifier top-1 (%)", 100),
     ("gmacs_pair", "GMACs (two-view pair)", 1),
     ("params", "parameters (M)", 1e-6),
@@ -201,6 +208,12 @@ def run(
         m |= steps.interpretability(val, num_classes)
         m |= steps.retrieval(val, dims)
     m |= steps.gate_statistics(val)
+    val_nuisance = nuisance_labels(val_raw)
+    if val_nuisance is not None:  # a dataset with a second label (scenes: the background)
+        with progress("metrics w.r.t. the nuisance label"):
+            m |= steps.nuisance(
+                val, val_nuisance, num_classes, out_dir if config.figures else None, title
+            )
     m |= steps.objective_accuracy(encoder, val)
     if config.probe:
         train_raw = splits.load(True, config.train_limit)
@@ -213,6 +226,12 @@ def run(
                                    train_raw, augment, config.num_workers)  # fmt: skip
         with progress(f"linear probe ({config.probe_protocol}, {config.probe_epochs} epochs)"):
             m |= steps.linear(inputs, config.probe_protocol)
+        train_nuisance = nuisance_labels(train_raw)
+        if val_nuisance is not None and train_nuisance is not None:
+            with progress("nuisance probes (on h and on v)"):
+                m |= steps.nuisance_probe(
+                    train, val, train_nuisance, val_nuisance, config.probe_epochs
+                )
         with progress(f"kNN (k={config.knn_k}) and feature selection ({len(dims)} widths)"):
             m |= steps.knn(train, val, num_classes, config.knn_k, config.knn_temperature)
             m |= steps.feature_selection(train, val, dims, num_classes, config.probe_epochs)

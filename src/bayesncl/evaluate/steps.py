@@ -32,6 +32,7 @@ from bayesncl.evaluate.probe import (
     knn_accuracy,
     linear_probe,
 )
+from bayesncl.metrics.nuisance import dimension_purity, nuisance_report
 from bayesncl.metrics.retrieval import retrieval_precision
 from bayesncl.metrics.streaming import interpretability_report
 from bayesncl.models.encoder import Encoder
@@ -217,6 +218,39 @@ def figures(
             )
         )
     return {"figures": [str(p) for p in paths]}
+
+
+def nuisance(
+    ex: Extracted,
+    nuisance_labels: Tensor,
+    num_classes: int | None = None,
+    out_dir: Path | None = None,
+    title: str = "",
+) -> Metrics:
+    """Metrics w.r.t. a second label (``bayesncl.metrics.nuisance``) on the evaluated v, and with
+    a gate and ``out_dir`` the figure gate open rate vs frequency coloured by nuisance lift."""
+    out: Metrics = dict(
+        nuisance_report(ex.output, ex.labels, nuisance_labels, num_classes, mask=ex.mask)
+    )
+    if ex.mask is not None and out_dir is not None:
+        lift = dimension_purity(ex.output, nuisance_labels).lift
+        path = fig.gate_vs_nuisance(
+            ex.mask, ex.features, lift, out_dir / "gate_vs_nuisance.png", title=title
+        )
+        out["figures_nuisance"] = [str(path)]
+    return out
+
+
+def nuisance_probe(
+    train: Extracted, val: Extracted, train_nuisance: Tensor, val_nuisance: Tensor, epochs: int
+) -> Metrics:
+    """How much of the nuisance the model keeps: linear probes for the nuisance label on the
+    backbone features h (``nuisance_linear_top1``) and on the evaluated v
+    (``nuisance_linear_v_top1``); chance is ``nuisance_chance``."""
+    n = int(max(train_nuisance.max(), val_nuisance.max())) + 1
+    on_h = linear_probe(train.h, train_nuisance, val.h, val_nuisance, n, epochs=epochs)
+    on_v = linear_probe(train.output, train_nuisance, val.output, val_nuisance, n, epochs=epochs)
+    return {"nuisance_linear_top1": on_h["top1"], "nuisance_linear_v_top1": on_v["top1"]}
 
 
 def export_features(ex: Extracted, path: str | Path) -> Metrics:

@@ -13,6 +13,7 @@ from bayesncl.metrics.interpretability import (
     semantic_entropy,
     sparsity,
 )
+from bayesncl.metrics.nuisance import dimension_purity, nuisance_report
 from bayesncl.metrics.retrieval import rank_dimensions, retrieval_precision
 from bayesncl.metrics.streaming import InterpretabilityMetrics, interpretability_report
 
@@ -23,10 +24,12 @@ __all__ = [
     "active_dims",
     "class_consistency",
     "dimension_correlation",
+    "dimension_purity",
     "effective_rank",
     "gram_matrix",
     "interpretability_report",
     "nonneg_ratio",
+    "nuisance_report",
     "orthogonality",
     "rank_dimensions",
     "retrieval_precision",

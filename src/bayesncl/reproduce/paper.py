@@ -41,6 +41,7 @@ DATASET_INFO: dict[str, DatasetInfo] = {
     "cifar100": DatasetInfo("CIFAR-100", "CIFAR-100"),
     "imagenet100": DatasetInfo("ImageNet-100", "IN-100"),
     "digits": DatasetInfo("digits (8x8)", "digits", balanced=False),
+    "scenes": DatasetInfo("Fashion-MNIST on textured backgrounds (scenes)", "scenes"),
 }
 
 
@@ -87,6 +88,7 @@ class Row:
     max_seeds: int | None = None  # run at most this many seeds of the row (None: all)
     first_seed: int = 0  # seeds first_seed, first_seed + 1, ...
     init_from: str | None = None  # fine-tuned from this row's checkpoint of the same seed
+    data: dict[str, Any] = field(default_factory=dict)  # changes to the data section
 
     def seeds(self, n_seeds: int) -> range:
         n = min(n_seeds, self.max_seeds or n_seeds)
@@ -101,6 +103,7 @@ class Row:
             "optim": self.optim,
             "tables": list(self.tables),
             "init_from": self.init_from,
+            "data": self.data,
         }
 
 
@@ -143,6 +146,33 @@ NCL_SUPERVISED_ROWS = tuple(
         ("ce-mlp", "CE + MLP projector"),
         ("nce-mlp", "NCE + MLP projector"),
     )
+)
+#: the shared-feature benchmark (issue 15): settings of bayesncl.data.scenes, by key
+SCENES_SETTINGS: dict[str, tuple[str, str]] = {
+    "pi20": ("scenes-pi20", "shared background in 20% of images, any class"),
+    "pi50": ("scenes-pi50", "shared background in 50% of images, any class"),
+    "pi80": ("scenes-pi80", "shared background in 80% of images, any class"),
+    "group": ("scenes-group", "shared background in 80% of the tops (4 of 10 classes), never else"),
+}
+SCENES_METHODS: tuple[tuple[str, str], ...] = (
+    ("cl", "CL"),
+    ("ncl", "NCL"),
+    ("ncl-topk", "NCL+TopK"),
+    ("bayesncl", "BayesNCL (STE)"),
+    ("bayesncl-gs", "BayesNCL (GS)"),
+    ("ncl-ipw", "NCL, inverse-frequency similarity"),
+    ("bayesncl-freq", "BayesNCL, frequency-aware gate"),
+)
+SCENES_ROWS = tuple(
+    Row(
+        f"{method}-{setting}",
+        label,
+        method,
+        tables=(f"scenes-{setting}",),
+        data={"dataset": dataset},
+    )
+    for setting, (dataset, _) in SCENES_SETTINGS.items()
+    for method, label in SCENES_METHODS
 )
 #: the rho x lambda grid of the paper's sensitivity figure
 SENSITIVITY_GRID = tuple((rho, lam) for rho in (0.2, 0.5, 0.8) for lam in (3e-5, 3e-4, 3e-3))
@@ -289,6 +319,24 @@ TABLES: dict[str, Table] = {
                 _CONS,
                 Column("sparsity", "sparsity", 1, 3),
             ),
+        ),
+        *(
+            Table(
+                f"scenes-{setting}",
+                f"Shared features ({dataset}): {meaning}",
+                (
+                    _CONS,
+                    Column("nuisance_consistency", "nuisance Cons.", 100, 2),
+                    Column("nuisance_dim_share", "nuisance dims", 1, 3),
+                    _LP1,
+                    Column("nuisance_linear_top1", "nuisance LP (h)", 100, 2),
+                    Column("nuisance_linear_v_top1", "nuisance LP (v)", 100, 2),
+                    Column("activation_ratio", "Act.", 1, 2),
+                    Column("gate_open_nuisance_dims", "gate open: nuis. dims", 1, 2),
+                    Column("gate_open_class_dims", "gate open: other dims", 1, 2),
+                ),
+            )
+            for setting, (dataset, meaning) in SCENES_SETTINGS.items()
         ),
     )
 }
@@ -524,6 +572,24 @@ NCL_CLAIMS: tuple[Claim, ...] = (
     Claim("Cons.: NCE above CE", "ncl-supervised", "consistency", "nce", "ce"),
 )
 
+#: the shared-feature benchmark's questions (issue 15), per setting
+SCENES_CLAIMS: tuple[Claim, ...] = tuple(
+    claim
+    for setting in SCENES_SETTINGS
+    for claim in (
+        Claim(f"{setting}: Cons.: BayesNCL above NCL", f"scenes-{setting}", "consistency",
+              f"bayesncl-{setting}", f"ncl-{setting}"),
+        Claim(f"{setting}: nuisance dims: BayesNCL below NCL", f"scenes-{setting}",
+              "nuisance_dim_share", f"bayesncl-{setting}", f"ncl-{setting}", higher=False),
+        Claim(f"{setting}: nuisance LP (v): BayesNCL below NCL", f"scenes-{setting}",
+              "nuisance_linear_v_top1", f"bayesncl-{setting}", f"ncl-{setting}", higher=False),
+        Claim(f"{setting}: Cons.: frequency-aware gate above BayesNCL", f"scenes-{setting}",
+              "consistency", f"bayesncl-freq-{setting}", f"bayesncl-{setting}"),
+        Claim(f"{setting}: Cons.: inverse-frequency NCL above NCL", f"scenes-{setting}",
+              "consistency", f"ncl-ipw-{setting}", f"ncl-{setting}"),
+    )
+)  # fmt: skip
+
 #: checked when the tuned row was run
 TUNED_CLAIMS: tuple[Claim, ...] = (
     Claim("Cons.: BayesNCL (tuned) above NCL", "main", "consistency", TUNE.tuned_key, "ncl"),
@@ -610,6 +676,25 @@ GRIDS: dict[str, Preset] = {
         "supervised CE vs NCE (with and without projector, from scratch and fine-tuned from "
         "the NCL run of the same seed), 3 epochs per run, 3 seeds",
     ),
+    "scenes": Preset(
+        "scenes",
+        "scenes",
+        SCENES_ROWS,
+        3,
+        (
+            "--trainer.max_epochs",
+            "3",
+            "--trainer.enable_progress_bar",
+            "false",
+            "--data.train_subset",
+            "15000",
+        ),
+        {"probe_epochs": 20, "train_limit": 10000, "cost": False},
+        "Fashion-MNIST garments on textured backgrounds (bayesncl.data.scenes): CL, NCL, "
+        "NCL+TopK, BayesNCL (STE, GS) and the two frequency-aware methods, on a shared "
+        "background of frequency 0.2 / 0.5 / 0.8 (any class) and one shared by the tops; "
+        "3 epochs on 15,000 training images per run, 3 seeds",
+    ),
     "cifar10": _official("cifar10"),
     "cifar100": _official("cifar100"),
     "imagenet100": _official("imagenet100"),
@@ -636,6 +721,8 @@ def row_fit_config(dataset: str, row: Row) -> dict[str, Any]:
         cfg["model"]["method"] = method.to_dict()
     if row.optim:
         cfg["model"]["optim"] = {**cfg["model"].get("optim", {}), **row.optim}
+    if row.data:
+        cfg["data"] = {**cfg["data"], **row.data}
     return cfg
 
 

@@ -27,6 +27,7 @@ from bayesncl.reproduce.paper import (
     NCL_CLAIMS,
     PAPER_DATASETS,
     PAPER_TABLES,
+    SCENES_CLAIMS,
     SENSITIVITY,
     TABLES,
     TUNE,
@@ -70,7 +71,9 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     cells keyed by metric. Rows it does not know keep their name as key, without parameters."""
     if data.get("format") == FORMAT:
         return data
-    rows_by_label = {r.label: r for r in known_rows().values()}
+    rows_by_label: dict[str, Row] = {}
+    for r in known_rows().values():  # the first row of a label (later grids reuse labels)
+        rows_by_label.setdefault(r.label, r)
     runs = data.get("runs", {})
     dataset = GRIDS[data["preset"]].dataset if data.get("preset") in GRIDS else None
     if dataset is None:
@@ -453,7 +456,7 @@ def generated_section(data: dict[str, Any], source: str) -> str:
         lines += [f"### {TABLES[SENSITIVITY.table].title}", "", *_sensitivity(data)]
     lines += _tuning(data)
     lines += ["### The papers' claims at this scale", ""]
-    claims = list(CLAIMS) + list(NCL_CLAIMS)
+    claims = list(CLAIMS) + list(NCL_CLAIMS) + list(SCENES_CLAIMS)
     if TUNE.tuned_key in data["tables"].get("main", {}):
         claims += TUNED_CLAIMS
     # only the claims whose two rows this grid ran
