@@ -343,6 +343,34 @@ def test_a_finished_run_made_with_other_settings_is_refused(tmp_path, monkeypatc
                             ["--data.train_subset", "1024", "--data.num_workers", "3"])  # fmt: skip
 
 
+def test_reevaluate_evaluates_again_with_new_evaluation_settings_and_keeps_training(
+    tmp_path, monkeypatch, one_row
+):
+    calls = []
+    _fake_evaluate(monkeypatch, calls)
+    _fake_fit(monkeypatch, 2.0)
+    common = (one_row, tmp_path, [], None)
+    grid._run_rows(one_row.rows, 1, 1, common)
+    rd = grid.run_dir(tmp_path, one_row.rows[0], 0)
+    config_before = (rd / "config.yaml").read_text()
+    fits = []
+    monkeypatch.setattr("bayesncl.train.fit.fit", lambda *a, **k: fits.append(a))
+    more = Preset(
+        "one", "digits", one_row.rows, 1, one_row.fit_args, {"probe_epochs": 5, "ood": True}
+    )
+    with pytest.raises(ValueError, match=r"evaluate\.ood: '<absent>' -> True.*--reevaluate true"):
+        grid._run_rows(more.rows, 1, 1, (more, tmp_path, [], None))
+    results = grid._run_rows(more.rows, 1, 1, (more, tmp_path, [], None), reevaluate=True)
+    assert fits == [] and len(calls) == 2  # evaluated again, not trained again
+    assert results["ncl"][0]["eval_args"] == {"probe_epochs": 5, "ood": True, "data_dir": None}
+    assert results["ncl"][0]["fit_seconds"] == pytest.approx(2.0, abs=0.5)
+    assert (rd / "config.yaml").read_text() == config_before
+    # training settings that differ stay an error with reevaluate
+    with pytest.raises(ValueError, match=r"trainer\.max_epochs: 3 -> 1"):
+        grid._run_rows(more.rows, 1, 1, (more, tmp_path, ["--trainer.max_epochs", "1"], None),
+                       reevaluate=True)  # fmt: skip
+
+
 # --- workers ----------------------------------------------------------------------------------
 
 

@@ -122,14 +122,17 @@ def check_finished_run(
     out: Path,
     extra: list[str] | None = None,
     data_dir: str | None = None,
-) -> None:
+    reevaluate: bool = False,
+) -> bool:
     """A finished run counts only if it was made with the settings the grid would use now.
 
     Compares RUN_DIR/config.yaml (the fully resolved config ``fit`` ran: epochs, data subsets,
     ``--extra_fit_args``, data dir, ...) with the config the grid would resolve now, ignoring
     the folder and the settings that do not change what is trained
     (``bayesncl.train.rundir.RESUMABLE_KEYS``), and done.json's evaluation settings with
-    today's. Raises ValueError naming the folder and every differing key.
+    today's. Raises ValueError naming the folder and every differing key; with ``reevaluate``,
+    a run whose training settings match but whose evaluation settings differ is not an error:
+    returns True (evaluate it again, keeping its training), else False (nothing to do).
     """
     rd = run_dir(out, row, seed)
     stored = read_run_config(rd)
@@ -142,18 +145,28 @@ def check_finished_run(
     done = json.loads((rd / DONE).read_text())
     old_eval = done.get("eval_args", {})
     new_eval = eval_settings(preset, data_dir)
-    changes += [
+    eval_changes = [
         (f"evaluate.{k}", old_eval.get(k, "<absent>"), new_eval.get(k, "<absent>"))
         for k in sorted(set(old_eval) | set(new_eval))
         if old_eval.get(k) != new_eval.get(k)
     ]
+    if eval_changes and not changes and reevaluate:
+        return True
+    changes += eval_changes
     if changes:
         listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changes)
+        hint = (
+            " (only the evaluation differs: --reevaluate true evaluates it again and keeps its "
+            "training)"
+            if eval_changes and len(changes) == len(eval_changes)
+            else ""
+        )
         raise ValueError(
             f"{rd} holds a finished run of {row.label!r} (row {row.key}), seed {seed}, made "
             f"with other settings than this grid's (its config.yaml and {DONE} -> now): "
-            f"{listed}. Delete that folder to rerun it, or pass another --out"
+            f"{listed}. Delete that folder to rerun it, or pass another --out{hint}"
         )
+    return False
 
 
 def tabulate(
@@ -349,6 +362,7 @@ def _run_rows(
     n_seeds: int,
     workers: int,
     common: tuple[Preset, Path, list[str], str | None],
+    reevaluate: bool = False,
 ) -> dict[str, list[dict[str, Any]]]:
     """Run the unfinished (row, seed) jobs of ``rows``; every run's done.json, by row key.
 
@@ -359,7 +373,11 @@ def _run_rows(
     todo = []
     for i, (row, seed) in enumerate(jobs, 1):
         if (run_dir(root, row, seed) / DONE).is_file():
-            check_finished_run(preset, row, seed, root, extra, data_dir)
+            if check_finished_run(preset, row, seed, root, extra, data_dir, reevaluate):
+                print(f"[{i}/{len(jobs)}] {row.label}, seed {seed}: trained already; its "
+                      "evaluation settings changed: evaluating again", flush=True)  # fmt: skip
+                todo.append((i, row, seed))
+                continue
             print(f"[{i}/{len(jobs)}] {row.label}, seed {seed}: done already", flush=True)
         else:
             todo.append((i, row, seed))
@@ -394,6 +412,7 @@ def reproduce(
     data_dir: str | None = None,
     extra_fit_args: list[str] | None = None,
     workers: int = 1,
+    reevaluate: bool = False,
 ) -> dict[str, Any]:
     """Run (or continue) the grid of ``preset`` and write OUT/results.{md,json}.
 
@@ -408,6 +427,9 @@ def reproduce(
             On CPUs, single-thread runs side by side use the cores better than one run with all
             threads (``python benchmarks/parallel_runs.py`` measures it). Leave 1 on GPUs: the
             workers would share one device.
+        reevaluate: finished runs whose evaluation settings differ from the preset's today
+            (e.g. a new evaluation was added) are evaluated again, their training kept; without
+            it they are an error. Runs whose training settings differ are an error either way.
     """
     if preset not in PRESETS:
         raise ValueError(f"preset={preset!r}; use one of: {', '.join(PRESETS)}")
@@ -426,10 +448,10 @@ def reproduce(
     common = (p, root, extra, data_dir)
     # rows fine-tuned from other rows run after them
     first = tuple(r for r in p.rows if not r.init_from)
-    results = _run_rows(first, n_seeds, workers, common)
+    results = _run_rows(first, n_seeds, workers, common, reevaluate)
     later = tuple(r for r in p.rows if r.init_from)
     if later:
-        results.update(_run_rows(later, n_seeds, workers, common))
+        results.update(_run_rows(later, n_seeds, workers, common, reevaluate))
     extra_rows: tuple[Row, ...] = ()
     tuning: dict[str, Any] | None = None
     if p.tune:
@@ -437,7 +459,7 @@ def reproduce(
         print(f"tuning: selected {tuning['selected']!r} ({tuning['rule']})", flush=True)
         if tuned is not None:
             extra_rows = (tuned,)
-            results.update(_run_rows(extra_rows, n_seeds, workers, common))
+            results.update(_run_rows(extra_rows, n_seeds, workers, common, reevaluate))
     md, tables = tabulate(p, results, extra_rows)
     used = budget(results)
     header = (
