@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from PIL import Image
 from bayesncl.browse.chromium import dump_dom, find_chromium, page_url, screenshot
 from bayesncl.browse.site import browse_main
 from bayesncl.core.presets import method_preset
-from bayesncl.data.datasets import load_digits
+from bayesncl.data.datasets import FASHION_MNIST_CLASSES, load_digits
 from bayesncl.export.model import (
     ModelSettings,
     Preprocessing,
@@ -29,6 +30,7 @@ from bayesncl.export.model import (
     load,
 )
 from bayesncl.export.write import write_export
+from tests.fakedata import write_fashion_mnist
 
 SETTINGS = ModelSettings(
     backbone="convnet", backbone_width=8, in_channels=1, proj_hidden_dim=32, proj_output_dim=16
@@ -161,3 +163,52 @@ def test_dimension_and_image_pages_in_chromium(site, chromium, tmp_path):
     with Image.open(png) as im:
         assert im.size == (1200, 900)
         assert len(set(im.convert("L").getdata())) > 20  # rendered content, not a blank page
+
+
+FMNIST = Preprocessing("fashion-mnist", 1, 28, (0.286,), (0.353,))
+
+
+@pytest.fixture(scope="module")
+def fmnist_site(tmp_path_factory) -> tuple[Path, Path]:
+    """(export dir, site) of a random gated encoder on 20 fake Fashion-MNIST test images."""
+    root = tmp_path_factory.mktemp("browse-fmnist")
+    data = write_fashion_mnist(root / "data", n_train=10, n_test=20)
+    torch.manual_seed(0)
+    method = method_preset("bayesncl")
+    state = build_encoder(SETTINGS, method).state_dict()
+    pre = replace(FMNIST, data_dir=str(data))
+    model = TrainedEncoder(TrainedEncoderParts(SETTINGS, method, pre, state))
+    write_export(model, root / "export")
+    assert browse_main([str(root / "export"), "--out", str(root / "site"), "--thumb", "8"]) == 0
+    return root / "export", root / "site"
+
+
+def test_fashion_mnist_classes_are_named(fmnist_site):
+    """Issue 16: the browser's data and the export name Fashion-MNIST's classes, not 0..9."""
+    export, out = fmnist_site
+    data = read_data(out)
+    assert data["classes"] == list(FASHION_MNIST_CLASSES)
+    assert data["classes"][1] == "Trouser" and data["labels"][:3] == [0, 1, 2]
+    cfg = json.loads((export / "config.json").read_text())
+    assert cfg["classes"][1] == "Trouser"
+    assert (
+        "- classes: 10, by label: T-shirt/top, Trouser, Pullover,"
+        in (export / "README.md").read_text()
+    )
+
+
+def test_fashion_mnist_names_in_the_pages_in_chromium(fmnist_site, chromium):
+    """The one Chromium check of the names: a dimension page's histogram and image captions and
+    an image page's label show "Trouser" (label 1), not "1"."""
+    _, out = fmnist_site
+    data = read_data(out)
+    dim = max(data["dims"], key=lambda d: d["hist"][1] if d.get("hist") else -1)
+    assert dim["hist"][1] > 0
+    dom = dump_dom(page_url(out / "index.html", f"dim={dim['k']}"))
+    hist = dom.split("Classes of the activating images", 1)[1]
+    assert "Trouser" in hist and "Ankle boot" in hist
+    top = dom.split('id="top-images"', 1)[1].split("</div>", 1)[0]
+    trouser = next(i for i in dim["top"] if data["labels"][i] == 1)
+    assert f"image {trouser} (Trouser)" in top
+    dom = dump_dom(page_url(out / "index.html", "img=1"))  # image 1 is label 1
+    assert "<dt>label</dt><dd>Trouser</dd>" in dom

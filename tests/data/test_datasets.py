@@ -78,3 +78,25 @@ def test_imagenet100_is_restricted_to_the_class_list(tmp_path):
 def test_unknown_dataset():
     with pytest.raises(ValueError, match="dataset='mnist'"):
         ds.get_dataset_spec("mnist")
+
+
+def test_class_names_come_from_the_data_else_the_spec(tmp_path):
+    """Issue 16: the name of each label. CIFAR: its meta file; ImageNet-100 with 3 of its 100
+    folders: each WordNet ID at its label among the 100; digits/F-MNIST: the spec's."""
+    write_cifar(tmp_path, 10)
+    write_imagenet100(tmp_path)
+    cifar = ds.DATASETS["cifar10"]
+    assert ds.class_names(cifar, cifar.load(False, tmp_path, False)) == [f"c{i}" for i in range(10)]
+    assert ds.class_names(cifar) == [str(i) for i in range(10)]  # not loaded: the labels
+    inet = ds.DATASETS["imagenet100"]
+    names = ds.class_names(inet, inet.load(True, tmp_path, False))
+    wanted = sorted(ds.imagenet100_classes())
+    assert len(names) == 100 and sum(n == str(i) for i, n in enumerate(names)) == 97  # absent
+    for c in ds.imagenet100_classes()[:3]:
+        assert names[wanted.index(c)] == c
+    assert ds.class_names(ds.DATASETS["fashion-mnist"])[1] == "Trouser"
+    assert ds.class_names(ds.DATASETS["digits"], ds.load_digits(False, tmp_path, False)) == [
+        str(i) for i in range(10)
+    ]
+    assert ds.known_class_names(inet) == wanted
+    assert ds.known_class_names(cifar) is None

@@ -324,3 +324,27 @@ def test_markdown_table_escapes_pipes_in_labels():
 
     table = markdown_table({"orthogonality": 0.25}, "digits / ncl")
     assert "| mean \\|corr\\| between dims | 0.25 |" in table
+
+
+def test_top_activated_figure_names_the_classes(tmp_path, monkeypatch):
+    """Issue 16: each shown sample is captioned with its class name ("Trouser"), via
+    ``steps.figures(..., class_names)``; without names, ``y=<label>`` as before."""
+    import matplotlib.axes
+
+    from bayesncl.data.datasets import FASHION_MNIST_CLASSES
+    from bayesncl.evaluate import figures as fig
+
+    captions: list[str] = []
+    monkeypatch.setattr(
+        matplotlib.axes.Axes, "set_xlabel", lambda self, text, **kw: captions.append(text)
+    )
+    feats = torch.zeros(4, 3)
+    feats[:, 0] = torch.tensor([4.0, 3.0, 2.0, 1.0])  # dim 0: samples 0, 1, 2, 3 in this order
+    labels = torch.tensor([1, 9, 1, 0])
+    ex = Extracted(h=feats, features=feats, output=feats, labels=labels)
+    image_at = lambda i: torch.zeros(1, 4, 4)  # noqa: E731
+    steps.figures(ex, image_at, tmp_path, class_names=FASHION_MNIST_CLASSES)
+    assert captions[:4] == ["Trouser", "Ankle boot", "Trouser", "T-shirt/top"]
+    captions.clear()
+    fig.top_activated_grid(feats, image_at, tmp_path / "t.png", dims=1, per_dim=2, labels=labels)
+    assert captions == ["y=1", "y=9"]

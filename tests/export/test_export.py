@@ -54,7 +54,8 @@ def test_export_load_encode_equals_evaluate_features(run, tmp_path, capsys):
     assert encode_main([str(out), "--dataset", "digits", "--out", str(tmp_path / "f.npz")]) == 0
     assert "encode: 360/360 images (100%)" in capsys.readouterr().err
     ours, theirs = np.load(tmp_path / "f.npz"), np.load(run / "eval_features.npz")
-    assert sorted(ours) == ["features", "indices", "labels"]
+    assert sorted(ours) == ["classes", "features", "indices", "labels"]
+    assert list(ours["classes"]) == [str(i) for i in range(10)]  # digits' names (issue 16)
     diff = float(np.abs(ours["features"] - theirs["features"]).max())
     print(f"max abs diff encode vs evaluate --save-features: {diff}")
     assert diff <= 1e-6
@@ -82,7 +83,9 @@ def test_export_config_and_model_card(run, tmp_path):
         "resize": None, "data_dir": None,
     }  # fmt: skip
     assert cfg["training"]["global_step"] == 2
+    assert cfg["classes"] == [str(i) for i in range(10)]
     card = (tmp_path / "README.md").read_text()
+    assert "- classes: 10, by label: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9\n" in card
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     assert "# bayesncl encoder: bayesncl on digits" in card
     assert "2 optimizer steps, stopped in epoch 1 of 30" in card

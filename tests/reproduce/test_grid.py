@@ -398,3 +398,40 @@ def test_a_failed_parallel_run_is_named(tmp_path):
 def test_workers_must_be_positive():
     with pytest.raises(ValueError, match="workers=0"):
         grid.reproduce("quick", workers=0)
+
+
+@pytest.mark.parametrize("dataset", ["cifar10", "cifar100", "imagenet100"])
+def test_ncl_gpu_presets_resolve_every_run_through_the_fit_parser(dataset, tmp_path):
+    """Issue 13 item 7: ncl-<dataset> has the rows of ncl-cpu with the official schedules; every
+    (row, seed) config parses as `bayesncl fit` would run it (nothing runs). The rows fine-tuned
+    from NCL get the fine-tuning schedule (ncl-extras-spec §8.2) and the NCL run's checkpoint."""
+    p = grid.PRESETS[f"ncl-{dataset}"]
+    cpu = grid.PRESETS["ncl-cpu"]
+    assert (p.dataset, p.fit_args, p.seeds) == (dataset, (), 3)
+    assert [r.key for r in p.rows] == [r.key for r in cpu.rows]
+    official_ft = (
+        {"name": "sgd", "lr": 1.0, "weight_decay": 0.0, "decay_rate": 1.0}
+        if dataset == "imagenet100"
+        else {"name": "lars", "lr": 0.4, "classifier_lr": 0.1, "weight_decay": 1e-4}
+    )
+    runs = 0
+    for row in p.rows:
+        for seed in row.seeds(p.seeds):
+            cfg = grid.resolved_fit_config(grid.fit_argv(p, row, seed, tmp_path, []))
+            runs += 1
+            assert cfg["data"]["dataset"] == dataset and cfg["seed"] == seed
+            assert cfg["model"]["method"]["name"] == row.preset
+            if row.init_from:
+                source = grid.run_dir(tmp_path, paper.known_rows()["ncl"], seed)
+                assert cfg["model"]["init_from"] == str(source / "checkpoints" / "last.ckpt")
+                assert cfg["model"]["finetune"] is True
+                assert cfg["trainer"]["max_epochs"] == 30
+                assert official_ft.items() <= cfg["model"]["optim"].items()
+            else:
+                assert cfg["model"]["init_from"] is None and not cfg["model"]["finetune"]
+                epochs = 100 if dataset == "imagenet100" else 200
+                assert cfg["trainer"]["max_epochs"] == epochs
+    assert runs == 12 * 3
+    ft = next(r for r in cpu.rows if r.init_from)  # ncl-cpu keeps its supervised schedule
+    cfg = grid.grid_config(cpu, ft, 0, tmp_path)
+    assert "finetune" not in cfg["model"] and cfg["model"]["optim"]["name"] == "sgd"

@@ -12,7 +12,7 @@ from bayesncl.cli import main
 from bayesncl.core.config import MethodConfig
 from bayesncl.core.presets import PRESETS
 from bayesncl.train.fit import parse_fit_args
-from bayesncl.train.recipes import CONFIG_PRESETS, RECIPES, recipe
+from bayesncl.train.recipes import CONFIG_PRESETS, PROTOCOLS, RECIPES, recipe
 
 from ..fakedata import write_cifar, write_fashion_mnist, write_image_folder, write_imagenet100
 
@@ -21,7 +21,7 @@ CONFIGS = sorted((ROOT / "configs").glob("*/*.yaml"))
 
 
 def test_every_dataset_and_method_has_a_config():
-    assert len(CONFIGS) == len(RECIPES) * len(CONFIG_PRESETS)
+    assert len(CONFIGS) == len(RECIPES) * (len(CONFIG_PRESETS) + len(PROTOCOLS))
     assert {"scl", "nscl", "bayesncl"} <= set(CONFIG_PRESETS)
 
 
@@ -35,8 +35,10 @@ def test_config_parses_into_valid_settings(path):
     parser, cfg = parse_fit_args(["--config", str(path)])
     init = parser.instantiate(cfg)
     method = init.model.method
-    assert isinstance(method, MethodConfig) and method.name == path.stem
-    base = PRESETS[path.stem]
+    preset = PROTOCOLS.get(path.stem, path.stem)  # finetune: the CE preset, fine-tuned
+    assert isinstance(method, MethodConfig) and method.name == preset
+    assert init.model.finetune == (path.stem == "finetune")
+    base = PRESETS[preset]
     assert (method.gate is None) == (base.gate is None)
     if base.topk_k is not None:  # k = K/8 of the dataset's width
         assert method.topk_k == init.model.proj_output_dim // 8
@@ -50,6 +52,7 @@ E2E = {
     "cifar100": "nscl",
     "imagenet100": "bayesncl-head3",
     "imagefolder": "ncl",
+    "scenes": "bayesncl",
 }
 
 
@@ -82,6 +85,7 @@ def test_a_new_users_image_folder_needs_only_its_data_dir(tmp_path):
 FAKE_DATA = {
     "digits": lambda root: root,
     "fashion-mnist": write_fashion_mnist,
+    "scenes": write_fashion_mnist,  # garments from Fashion-MNIST's files, backgrounds drawn
     "cifar10": lambda root: write_cifar(root, 10),
     "cifar100": lambda root: write_cifar(root, 100),
     "imagenet100": write_imagenet100,
@@ -90,7 +94,8 @@ FAKE_DATA = {
 
 
 def fake_data(dataset: str, root: Path) -> Path:
-    return FAKE_DATA[dataset](root)
+    family = "scenes" if dataset.startswith("scenes") else dataset  # scenes-pi80, ...
+    return FAKE_DATA[family](root)
 
 
 @pytest.mark.parametrize("dataset", sorted(E2E))

@@ -140,3 +140,32 @@ def test_two_process_ddp_fit_matches_single_process(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert epoch_loss(ddp) == pytest.approx(epoch_loss(single), rel=1e-5)
+
+
+def test_a_finetune_config_needs_init_from_and_fine_tunes_it(tmp_path, capsys):
+    """ncl-extras-spec §8.2: ``--config DATASET/finetune`` without --model.init_from stops at
+    start-up (exit 2, one line naming the option and the fix, nothing written); with it, the
+    run starts from that checkpoint's backbone, and evaluate loads the fine-tuned model."""
+    from bayesncl.evaluate.checkpoint import load_pretrained
+
+    run = tmp_path / "ft"
+    assert main(["fit", "--config", "digits/finetune", "--run_dir", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "model.finetune=true (a finetune config)" in err
+    assert "pass --model.init_from RUN_DIR/checkpoints/last.ckpt" in err
+    assert "--config DATASET/ce" in err and "Traceback" not in err
+    assert not run.exists()  # failed before the run directory or any data
+    pre = tmp_path / "pre"
+    small = [*TINY, "--trainer.max_steps", "1"]
+    assert main(["fit", "--config", "digits/ncl", *small, "--run_dir", str(pre)]) == 0
+    ckpt = pre / "checkpoints" / "last.ckpt"
+    start = torch.load(ckpt, weights_only=True)["state_dict"]
+    args = ["fit", "--config", "digits/finetune", *small, "--model.init_from", str(ckpt),
+            "--run_dir", str(run)]  # fmt: skip
+    assert main(args) == 0
+    model, cfg = load_pretrained(run / "checkpoints" / "last.ckpt")
+    assert cfg["model"]["finetune"] is True and model.method.name == "ce"
+    assert cfg["model"]["optim"]["name"] == "lars" and cfg["model"]["init_from"] == str(ckpt)
+    keys = [k for k in start if k.startswith("encoder.backbone.") and k.endswith("weight")]
+    for k in keys:  # one step from the loaded backbone (a fresh init: a difference of ~1.4x)
+        assert (model.state_dict()[k] - start[k]).norm() < 0.1 * start[k].norm(), k

@@ -344,6 +344,9 @@ class DatasetSpec:
     augment: AugmentConfig
     load: Callable[[bool, Path, bool], Dataset]
     eval_resize: int | None = None
+    #: class names by label, where fixed by the dataset (digits, Fashion-MNIST); datasets that
+    #: name their classes in their files (CIFAR, image folders) give them as ``dataset.classes``
+    classes: tuple[str, ...] | None = None
 
     def eval_resize_for(self, image_size: int) -> int | None:
         """The Resize before the evaluation centre crop: the dataset's own (ImageNet-100:
@@ -396,6 +399,12 @@ class DatasetSpec:
 
 _IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
+#: Fashion-MNIST's labels 0..9 (Xiao et al. 2017, the dataset's README)
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+
 DATASETS: dict[str, DatasetSpec] = {
     "digits": DatasetSpec(
         "digits",
@@ -406,9 +415,18 @@ DATASETS: dict[str, DatasetSpec] = {
         (0.37,),
         replace(GRAYSCALE_AUGMENT, flip_prob=0.0, crop_scale_min=0.5),
         load_digits,
+        classes=tuple(str(i) for i in range(10)),
     ),
     "fashion-mnist": DatasetSpec(
-        "fashion-mnist", 10, 1, 28, (0.286,), (0.353,), GRAYSCALE_AUGMENT, load_fashion_mnist
+        "fashion-mnist",
+        10,
+        1,
+        28,
+        (0.286,),
+        (0.353,),
+        GRAYSCALE_AUGMENT,
+        load_fashion_mnist,
+        classes=FASHION_MNIST_CLASSES,
     ),
     "cifar10": DatasetSpec(
         "cifar10",
@@ -445,6 +463,40 @@ DATASETS: dict[str, DatasetSpec] = {
         "imagefolder", 0, 3, 0, *_IMAGENET_STATS, SIMCLR_AUGMENT, ImageFolderLoader(), None
     ),
 }
+
+
+def class_names(spec: DatasetSpec, dataset: Dataset | None = None) -> list[str]:
+    """The name of each label: the loaded dataset's own ``classes`` (CIFAR's meta file, image
+    folders' class folders), else the spec's (digits, Fashion-MNIST), else ``"0"``, ``"1"``, ...
+    (``spec.num_classes`` of them; none for a dataset whose classes come from its files). A
+    ``class_to_idx`` places each name at its label (ImageNet-100 without some class folders)."""
+    to_idx = getattr(dataset, "class_to_idx", None)
+    if to_idx:
+        names = [str(i) for i in range(max(spec.num_classes, max(to_idx.values()) + 1))]
+        for name, i in to_idx.items():
+            names[i] = str(name)
+        return names
+    own = getattr(dataset, "classes", None) if dataset is not None else None
+    if own:
+        return [str(c) for c in own]
+    if spec.classes:
+        return list(spec.classes)
+    return [str(i) for i in range(spec.num_classes)]
+
+
+def known_class_names(spec: DatasetSpec, data_dir: str | Path | None = None) -> list[str] | None:
+    """Class names known without reading any image (for an export's config): the spec's, the
+    sorted ImageNet-100 WordNet IDs (their labels' order), the class folders of an image
+    folder's DATA_DIR/train where it exists; else None (CIFAR: in its files)."""
+    if spec.classes:
+        return list(spec.classes)
+    if isinstance(spec.load, ImageFolderLoader):
+        if spec.load.restrict is not None:
+            return sorted(spec.load.restrict)
+        train = Path(data_dir) / "train" if data_dir else None
+        if train is not None and train.is_dir():
+            return class_folders(train) or None
+    return None
 
 
 #: functions that make the spec of a dataset name not in DATASETS (a family of names such as

@@ -42,6 +42,7 @@ def load_pretrained(path: str | Path):
             model_cfg.pop("method_overrides", None)
             model_cfg["method"] = hp["method"]
     hp.pop("init_from", None)  # the weights below replace the fine-tuning start point
+    hp.pop("finetune", None)  # likewise: no start point needed to rebuild the model
     try:
         hp["optim"] = OptimConfig(**hp.get("optim", {}))
         model = PretrainModule(**hp)

@@ -3,7 +3,7 @@ correlation of 20 random dimensions (NCL paper Fig. 3c), gate open rate vs activ
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,18 @@ def top_activated_grid(
     per_dim: int = 8,
     title: str = "",
     labels: Tensor | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> Path:
     """Rows: the ``dims`` dimensions with the largest activation mass; columns: the samples that
-    activate each most strongly, each with its label; a row's purity is the share of its shown
-    samples in their most common class. ``image_at(i)`` gives sample i's image (only those shown
-    are loaded)."""
+    activate each most strongly, each with its label (its name in ``class_names`` where given,
+    e.g. "Trouser", else its index); a row's purity is the share of its shown samples in their
+    most common class. ``image_at(i)`` gives sample i's image (only those shown are loaded)."""
+
+    def name(y: int) -> str:
+        if class_names is not None and 0 <= y < len(class_names):
+            return str(class_names[y])
+        return f"y={y}"
+
     mass = features.abs().sum(0)
     top_dims = mass.argsort(descending=True)[:dims].tolist()
     fig, axes = plt.subplots(
@@ -54,7 +61,7 @@ def top_activated_grid(
                 img = _to_numpy_image(image_at(order[c]))
                 ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
                 if shown:
-                    ax.set_xlabel(f"y={shown[c]}", fontsize=5, labelpad=1)
+                    ax.set_xlabel(name(shown[c]), fontsize=5, labelpad=1)
         row = f"dim {d}"
         if shown:
             purity = max(shown.count(y) for y in set(shown)) / len(shown)
@@ -62,7 +69,7 @@ def top_activated_grid(
         axes[r][0].set_title(row, fontsize=6, loc="left")
     fig.suptitle(
         f"{title + ': ' if title else ''}the {per_dim} test images that activate each of the "
-        f"{len(top_dims)} most active dimensions most (y = label)",
+        f"{len(top_dims)} most active dimensions most (under each: its label)",
         fontsize=7,
     )
     fig.tight_layout()
@@ -112,7 +119,7 @@ def gate_vs_frequency(
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(
-        f"{title + ': ' if title else ''}gate open rate vs frequency, per dimension (test set)",
+        f"{title + ': ' if title else ''}gate open rate vs frequency, per dim (test set)",
         fontsize=7,
     )
     fig.tight_layout()

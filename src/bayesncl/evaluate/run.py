@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from bayesncl._output import verbosity
+from bayesncl.data.datasets import class_names
 from bayesncl.data.scenes import nuisance_labels
 from bayesncl.data.splits import EvalSplits, Transformed, eval_splits
 from bayesncl.evaluate import steps
@@ -242,7 +243,8 @@ def run(
         m |= steps.export_features(val, config.save_features)
     if config.figures:
         with progress("figures"):
-            m |= steps.figures(val, lambda i: val_raw[i][0], out_dir, title)
+            names = class_names(splits.spec, val_raw)
+            m |= steps.figures(val, lambda i: val_raw[i][0], out_dir, title, names)
     return m
 
 

@@ -9,7 +9,7 @@ protocol is one more entry in :data:`PROBES`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -201,13 +201,23 @@ def cost(
 
 
 def figures(
-    ex: Extracted, image_at: Callable[[int], Any], out_dir: Path, title: str = ""
+    ex: Extracted,
+    image_at: Callable[[int], Any],
+    out_dir: Path,
+    title: str = "",
+    class_names: Sequence[str] | None = None,
 ) -> Metrics:
-    """The PNG figures: top-activated samples, dimension correlation, and for a gated model
-    the gate open rate against activation frequency. ``figures``: their paths."""
+    """The PNG figures: top-activated samples (labelled by ``class_names`` where given),
+    dimension correlation, and for a gated model the gate open rate against activation
+    frequency. ``figures``: their paths."""
     paths = [
         fig.top_activated_grid(
-            ex.output, image_at, out_dir / "top_activated.png", title=title, labels=ex.labels
+            ex.output,
+            image_at,
+            out_dir / "top_activated.png",
+            title=title,
+            labels=ex.labels,
+            class_names=class_names,
         ),
         fig.correlation_heatmap(ex.output, out_dir / "correlation.png", title=title),
     ]

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from bayesncl.data.datasets import get_dataset_spec
+from bayesncl.data.datasets import class_names, get_dataset_spec
 from bayesncl.data.errors import DataFileError
 from bayesncl.data.folder import IMG_EXTENSIONS, FolderImages, class_folders
 from bayesncl.export.model import Preprocessing, TrainedEncoder, describe, load
@@ -147,12 +147,11 @@ def image_source(
     root = Path(data_dir or pre.data_dir or "data")
     ds = spec.load(split == "train", root, False)
     index = _limited(len(ds), limit)  # type: ignore[arg-type]
-    classes = getattr(ds, "classes", None)
     return ImageSource(
         _Subset(ds, index),
         f"{len(index)} images of {name} ({split})",
         indices=index,
-        classes=[str(c) for c in classes] if classes else None,
+        classes=class_names(spec, ds),
     )
 
 

@@ -2,7 +2,8 @@
 
 OUT_DIR/model.safetensors  backbone + head (projector, gate, the objective's own parameters)
 OUT_DIR/config.json        model settings, ``method`` (``MethodConfig.to_dict()``), the
-                           evaluation preprocessing (mean/std, image size), provenance
+                           evaluation preprocessing (mean/std, image size), ``classes`` (the
+                           name of each label, where known), provenance
 OUT_DIR/README.md          model card: method, data, epochs, steps, headline metrics
 """
 
@@ -14,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bayesncl.data.datasets import get_dataset_spec, known_class_names
 from bayesncl.export.model import (
     CONFIG_FILE,
     EXPORT_FORMAT,
@@ -49,12 +51,30 @@ def _version() -> str:
         return "unknown"
 
 
+def export_classes(model: TrainedEncoder) -> list[str] | None:
+    """The training dataset's class names by label where known without reading images
+    (:func:`~bayesncl.data.datasets.known_class_names`), else None."""
+    try:
+        spec = get_dataset_spec(model.preprocessing.dataset)
+    except ValueError:  # a dataset this installation does not know: no names
+        return None
+    return known_class_names(spec, model.preprocessing.data_dir)
+
+
 def find_metrics(checkpoint: Path, run_dir: str | None) -> Path | None:
     """RUN_DIR/eval/metrics.json of the checkpoint's run, if ``bayesncl evaluate`` wrote one."""
     for root in (checkpoint.parent.parent, Path(run_dir) if run_dir else None):
         if root is not None and (root / "eval" / "metrics.json").is_file():
             return root / "eval" / "metrics.json"
     return None
+
+
+def _classes_line(model: TrainedEncoder) -> str:
+    names = export_classes(model)
+    if not names:
+        return "not recorded (named by the data files, e.g. CIFAR's meta file)"
+    more = f", ... ({len(names) - 20} more)" if len(names) > 20 else ""
+    return f"{len(names)}, by label: " + ", ".join(names[:20]) + more
 
 
 def model_card(model: TrainedEncoder, metrics: dict[str, Any] | None, source: str) -> str:
@@ -74,6 +94,7 @@ def model_card(model: TrainedEncoder, metrics: dict[str, Any] | None, source: st
         f"- backbone: `{model.settings.backbone}`, representation width K = {model.dim}",
         f"- data: `{pre.dataset}`, {pre.in_channels} channel(s), {pre.image_size} px, "
         f"mean {list(pre.mean)}, std {list(pre.std)}",
+        f"- classes: {_classes_line(model)}",
         f"- training: {done}, seed {info.get('seed')}",
         f"- exported from: `{source}` with bayesncl {_version()}",
         "",
@@ -131,6 +152,7 @@ def write_export(
         "method": model.method.to_dict(),
         "preprocessing": model.preprocessing.to_dict(),
         "representation_dim": model.dim,
+        "classes": export_classes(model),
         "training": training,
     }
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")

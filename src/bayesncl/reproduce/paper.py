@@ -16,7 +16,7 @@ Everything ``bayesncl reproduce`` (:mod:`bayesncl.reproduce.grid`) runs and ever
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bayesncl.core.config import MethodConfig
@@ -89,6 +89,9 @@ class Row:
     first_seed: int = 0  # seeds first_seed, first_seed + 1, ...
     init_from: str | None = None  # fine-tuned from this row's checkpoint of the same seed
     data: dict[str, Any] = field(default_factory=dict)  # changes to the data section
+    #: with ``init_from``: the dataset's fine-tuning schedule (``recipes.FINETUNE``) instead of
+    #: its supervised one (ncl-cpu keeps the latter, as its published runs were made)
+    finetune: bool = False
 
     def seeds(self, n_seeds: int) -> range:
         n = min(n_seeds, self.max_seeds or n_seeds)
@@ -104,7 +107,7 @@ class Row:
             "tables": list(self.tables),
             "init_from": self.init_from,
             "data": self.data,
-        }
+        } | ({"finetune": True} if self.finetune else {})
 
 
 def _g(x: float) -> str:
@@ -643,6 +646,24 @@ def _official(dataset: str) -> Preset:
     )
 
 
+def _ncl_official(dataset: str) -> Preset:
+    """The rows of ``ncl-cpu`` on a GPU dataset with the official schedules: the dataset's
+    recipes (pretraining, supervised from scratch) and, for the rows fine-tuned from NCL, its
+    fine-tuning schedule (CIFAR: LARS lr 0.4, ImageNet-100: SGD lr 1.0; 30 epochs)."""
+    supervised = tuple(replace(r, finetune=bool(r.init_from)) for r in NCL_SUPERVISED_ROWS)
+    return Preset(
+        f"ncl-{dataset}",
+        dataset,
+        NCL_SSL_ROWS + supervised,
+        3,
+        (),
+        {},
+        f"{DATASET_INFO[dataset].label}, the NCL paper's other systems (the rows of ncl-cpu) "
+        "with the official schedules (GPU): CL / NCL / SCL / non-negative SCL, supervised CE "
+        "vs NCE from scratch and fine-tuned (30 epochs) from the NCL run of the same seed",
+    )
+
+
 GRIDS: dict[str, Preset] = {
     "quick": Preset(
         "quick",
@@ -698,6 +719,9 @@ GRIDS: dict[str, Preset] = {
     "cifar10": _official("cifar10"),
     "cifar100": _official("cifar100"),
     "imagenet100": _official("imagenet100"),
+    "ncl-cifar10": _ncl_official("cifar10"),
+    "ncl-cifar100": _ncl_official("cifar100"),
+    "ncl-imagenet100": _ncl_official("imagenet100"),
 }
 
 
@@ -714,8 +738,9 @@ def known_rows() -> dict[str, Row]:
 def row_fit_config(dataset: str, row: Row) -> dict[str, Any]:
     """The recipe of ``row.preset`` on ``dataset`` with the row's changes: the method through
     ``MethodConfig.updated`` (``cfg["model"]["method"]`` stays the nested dict), the optimiser
-    key by key."""
-    cfg = recipe(dataset, row.preset)
+    key by key; ``row.finetune``: the dataset's fine-tuning schedule (``recipes.FINETUNE``,
+    ncl-extras-spec §8.2)."""
+    cfg = recipe(dataset, row.preset, finetune=row.finetune)
     if row.method:
         method = MethodConfig.from_dict(cfg["model"]["method"]).updated(row.method)
         cfg["model"]["method"] = method.to_dict()

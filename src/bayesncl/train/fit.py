@@ -39,7 +39,7 @@ from bayesncl.train.checkpointing import (
 from bayesncl.train.csvlog import RunCSVLogger
 from bayesncl.train.datamodule import SSLDataModule
 from bayesncl.train.method_args import expand_method_args, method_dict
-from bayesncl.train.module import PretrainModule
+from bayesncl.train.module import PretrainModule, check_finetune
 from bayesncl.train.progress import EpochLine
 from bayesncl.train.rundir import (
     RunDirLock,
@@ -272,6 +272,7 @@ def fit(argv: list[str] | None = None, callbacks: Sequence[Any] = ()) -> Path:
     parser, cfg = parse_fit_args(sys.argv[2:] if argv is None else argv)
     run_dir = Path(cfg.run_dir)
     check_resume_value(cfg.resume)
+    check_finetune(cfg.model.finetune, cfg.model.init_from)  # before any data is read
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     init = parser.instantiate(cfg)
     trainer_cfg: TrainerConfig = init.trainer

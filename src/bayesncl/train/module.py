@@ -33,6 +33,17 @@ from bayesncl.train.optim import OptimConfig, make_optimizer, make_scheduler, pa
 CHECKPOINT_FORMAT = 2
 
 
+def check_finetune(finetune: bool, init_from: str | None) -> None:
+    """A fine-tuning config (``model.finetune: true``) needs the checkpoint it fine-tunes."""
+    if finetune and not init_from:
+        raise ValueError(
+            "model.finetune=true (a finetune config) fine-tunes a pretrained backbone, but "
+            "--model.init_from is not set: pass --model.init_from RUN_DIR/checkpoints/last.ckpt "
+            "(a `bayesncl fit` checkpoint with the same backbone), or train from scratch with "
+            "the supervised config (e.g. --config DATASET/ce)"
+        )
+
+
 class PretrainModule(pl.LightningModule):
     """Pretraining of one method: a :class:`MethodConfig` of the core's representation path.
 
@@ -60,6 +71,9 @@ class PretrainModule(pl.LightningModule):
         seed: seed of the per-step randomness (Gumbel/logistic gate noise).
         init_from: a ``bayesncl fit`` checkpoint whose backbone weights start this run
             (fine-tuning, e.g. supervised NCE from an NCL checkpoint; loaded weights-only).
+        finetune: this is a fine-tuning config (``configs/<dataset>/finetune.yaml``): without
+            ``init_from`` it would train from scratch on a fine-tuning schedule, so that is an
+            error (:func:`check_finetune`).
     """
 
     def __init__(
@@ -82,7 +96,9 @@ class PretrainModule(pl.LightningModule):
         finite_check_every: int = 50,
         seed: int = 0,
         init_from: str | None = None,
+        finetune: bool = False,
     ) -> None:
+        check_finetune(finetune, init_from)
         super().__init__()
         if isinstance(method, str):
             method = method_preset(method)

@@ -6,7 +6,8 @@ has them; ``configs`` at the repository root points there) are written from thes
 runs from them, so the two never disagree. ``--config digits/bayesncl`` names one from any
 directory (:func:`find_config`).
 CIFAR and ImageNet-100 carry the official hyperparameters (reference spec §1.10); Fashion-MNIST
-and digits are CPU-sized.
+and digits are CPU-sized. Beside one config per method preset, each dataset has the training
+protocols of :data:`PROTOCOLS`: ``<dataset>/finetune`` fine-tunes a pretrained backbone with CE.
 """
 
 from __future__ import annotations
@@ -48,6 +49,27 @@ def supervised(cfg: dict[str, Any], epochs: int) -> dict[str, Any]:
         "decay_at": [0.6, 0.8],
     }
     cfg["trainer"]["max_epochs"] = epochs
+    return cfg
+
+
+#: training protocols with a config per dataset beside the presets' (name -> the method preset
+#: they train): ``finetune`` is full fine-tuning of a pretrained backbone with CE
+#: (ncl-extras-spec §8.2); its configs set ``model.finetune: true``, so fit needs model.init_from
+PROTOCOLS: dict[str, str] = {"finetune": "ce"}
+
+
+def finetune_schedule(cfg: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """The fine-tuning version of a supervised recipe (ncl-extras-spec §8.2, reference spec
+    §2.11): the optimiser, epochs and batch of :data:`FINETUNE` and ``model.finetune: true`` (the
+    backbone starts from ``model.init_from``, every weight trains). Augmentation stays the
+    supervised one (crop + flip, one view), as solo-learn's linear/fine-tuning transform."""
+    cfg = copy.deepcopy(cfg)
+    optim, epochs, batch_size = FINETUNE[dataset]
+    cfg["model"]["optim"] = copy.deepcopy(optim)  # gate_lr None: CE has no gate
+    cfg["model"]["finetune"] = True
+    cfg["trainer"]["max_epochs"] = epochs
+    if batch_size is not None:
+        cfg["data"]["batch_size"] = batch_size
     return cfg
 
 
@@ -198,23 +220,72 @@ SUPERVISED_EPOCHS: dict[str, int] = {
     "imagefolder": 100,
 }
 
+#: official CIFAR fine-tuning (PKU-ML/non_neg scripts/finetuning/cifar/simclr.yaml): LARS lr 0.4,
+#: classifier lr 0.1, weight decay 1e-4, warmup_cosine, batch 256, 30 epochs. The yaml does not
+#: set the warmup: 10 epochs (from 3e-5) is solo-learn's default, which its LinearModel applies
+_FT_CIFAR = ({**_lars(0.4, 0.1, 10), "gate_lr": None, "schedule": "cosine"}, 30, 256)
+#: CPU-sized (our choice, no official value): the CIFAR optimiser with 1 warmup epoch of 5
+_FT_CPU = ({**_lars(0.4, 0.1, 1), "gate_lr": None, "schedule": "cosine"}, 5, None)
+
+#: fine-tuning schedules: (model.optim, trainer.max_epochs, data.batch_size or None to keep)
+FINETUNE: dict[str, tuple[dict[str, Any], int, int | None]] = {
+    "cifar10": _FT_CIFAR,
+    "cifar100": _FT_CIFAR,
+    # official (scripts/finetuning/imagenet-100/simclr.yaml): SGD lr 1.0, weight decay 0, batch
+    # 256, 30 epochs, step decay at epochs 60 and 80, i.e. never within 30 epochs: a constant lr
+    # (decay_rate 1); no warmup (none in the yaml)
+    "imagenet100": (
+        {
+            "name": "sgd",
+            "lr": 1.0,
+            "classifier_lr": 0.1,  # the online probe's rate (not in the yaml: the recipe's)
+            "gate_lr": None,
+            "weight_decay": 0.0,
+            "warmup_epochs": 0,
+            "schedule": "step",
+            "decay_at": [0.5],
+            "decay_rate": 1.0,
+        },
+        30,
+        256,
+    ),
+    "fashion-mnist": _FT_CPU,
+    "scenes": _FT_CPU,
+    # CPU-sized (ours): the same optimiser over 10 epochs (a third of digits' supervised 30)
+    "digits": ({**_lars(0.4, 0.1, 1), "gate_lr": None, "schedule": "cosine"}, 10, None),
+    "imagefolder": _FT_CIFAR,  # your own images: the official CIFAR schedule
+}
+
 #: method settings that differ by dataset (official: relu on ImageNet-100, rep_relu on CIFAR)
 _DATASET_NONNEG: dict[str, str] = {"imagenet100": "relu"}
 
 
-def recipe(dataset: str, method: str) -> dict[str, Any]:
+def recipe(dataset: str, method: str, finetune: bool = False) -> dict[str, Any]:
     """The fit config (nested dict) of ``method`` on ``dataset``.
 
     ``model.method`` is the preset's full nested config, with top-k's k = K/8 of this dataset's
     representation width K (``proj_output_dim``) and the dataset's non-negativity map.
+    ``method`` may be a protocol of :data:`PROTOCOLS` (``finetune``: CE, fine-tuned);
+    ``finetune``: a supervised preset with the fine-tuning schedule (:func:`finetune_schedule`).
     """
     if dataset not in RECIPES:
         raise ValueError(f"no recipe for dataset={dataset!r}; known: {', '.join(RECIPES)}")
+    if method in PROTOCOLS:
+        cfg = recipe(dataset, PROTOCOLS[method], finetune=True)
+        cfg["run_dir"] = f"runs/{dataset}/{method}"
+        return cfg
     if method not in PRESETS:
         raise ValueError(f"method={method!r} is not a preset; use one of: {', '.join(PRESETS)}")
+    if finetune and not is_supervised(method):
+        raise ValueError(
+            f"method={method!r} is self-supervised: fine-tuning trains a supervised preset "
+            "(ce, nce, ...) from a pretrained backbone"
+        )
     cfg = copy.deepcopy(RECIPES[dataset])
     if is_supervised(method):
         cfg = supervised(cfg, SUPERVISED_EPOCHS[dataset])
+    if finetune:
+        cfg = finetune_schedule(cfg, dataset)
     preset = PRESETS[method]
     changes: dict[str, Any] = {}
     if preset.topk_k is not None:
@@ -246,10 +317,10 @@ def find_config(name: str) -> Path | None:
 
 
 def write_configs(root: str | Path) -> list[Path]:
-    """Write configs/<dataset>/<method>.yaml for every recipe and preset."""
+    """Write configs/<dataset>/<method>.yaml for every recipe, preset and protocol."""
     written = []
     for dataset in RECIPES:
-        for method in CONFIG_PRESETS:
+        for method in (*CONFIG_PRESETS, *PROTOCOLS):
             path = Path(root) / dataset / f"{method}.yaml"
             path.parent.mkdir(parents=True, exist_ok=True)
             header = (
