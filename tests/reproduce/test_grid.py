@@ -343,6 +343,23 @@ def test_a_finished_run_made_with_other_settings_is_refused(tmp_path, monkeypatc
                             ["--data.train_subset", "1024", "--data.num_workers", "3"])  # fmt: skip
 
 
+def test_a_setting_added_since_the_run_counts_at_its_default(tmp_path, monkeypatch, one_row):
+    """A run made before a setting existed (its config.yaml lacks the key) is not refused when
+    the grid would use the setting's default; another value is still refused."""
+    _fake_evaluate(monkeypatch, [])
+    _fake_fit(monkeypatch, 1.0)
+    grid._run_rows(one_row.rows, 1, 1, (one_row, tmp_path, [], None))
+    rd = grid.run_dir(tmp_path, one_row.rows[0], 0)
+    stored = yaml.safe_load((rd / "config.yaml").read_text())
+    assert stored["model"].pop("finetune") is False  # as written before model.finetune existed
+    (rd / "config.yaml").write_text(yaml.safe_dump(stored))
+    assert grid.check_finished_run(one_row, one_row.rows[0], 0, tmp_path, []) is False
+    with pytest.raises(ValueError, match=r"model\.init_from: None -> 'x\.ckpt'"):
+        grid.check_finished_run(
+            one_row, one_row.rows[0], 0, tmp_path, ["--model.init_from", "x.ckpt"]
+        )
+
+
 def test_reevaluate_evaluates_again_with_new_evaluation_settings_and_keeps_training(
     tmp_path, monkeypatch, one_row
 ):
@@ -422,7 +439,7 @@ def test_ncl_gpu_presets_resolve_every_run_through_the_fit_parser(dataset, tmp_p
             assert cfg["data"]["dataset"] == dataset and cfg["seed"] == seed
             assert cfg["model"]["method"]["name"] == row.preset
             if row.init_from:
-                source = grid.run_dir(tmp_path, paper.known_rows()["ncl"], seed)
+                source = grid.run_dir(tmp_path, paper.known_rows()[row.init_from], seed)
                 assert cfg["model"]["init_from"] == str(source / "checkpoints" / "last.ckpt")
                 assert cfg["model"]["finetune"] is True
                 assert cfg["trainer"]["max_epochs"] == 30
@@ -431,7 +448,7 @@ def test_ncl_gpu_presets_resolve_every_run_through_the_fit_parser(dataset, tmp_p
                 assert cfg["model"]["init_from"] is None and not cfg["model"]["finetune"]
                 epochs = 100 if dataset == "imagenet100" else 200
                 assert cfg["trainer"]["max_epochs"] == epochs
-    assert runs == 12 * 3
+    assert runs == 13 * 3  # 12 rows of the NCL paper's systems + CE fine-tuned from CL
     ft = next(r for r in cpu.rows if r.init_from)  # ncl-cpu keeps its supervised schedule
     cfg = grid.grid_config(cpu, ft, 0, tmp_path)
     assert "finetune" not in cfg["model"] and cfg["model"]["optim"]["name"] == "sgd"

@@ -110,9 +110,10 @@ def wanted_fit_config(
         return resolved_fit_config(["--config", str(path), *preset.fit_args, *extra])
 
 
-def eval_settings(preset: Preset, data_dir: str | None) -> dict[str, Any]:
-    """The options the grid passes to ``evaluate_checkpoint`` (stored in done.json)."""
-    return {**preset.eval_args, "data_dir": data_dir}
+def eval_settings(preset: Preset, data_dir: str | None, row: Row | None = None) -> dict[str, Any]:
+    """The options the grid passes to ``evaluate_checkpoint`` (stored in done.json): the
+    preset's, then the row's own (``Row.evaluate``: evaluations only some rows need)."""
+    return {**preset.eval_args, **(row.evaluate if row else {}), "data_dir": data_dir}
 
 
 def check_finished_run(
@@ -141,10 +142,13 @@ def check_finished_run(
             f"{rd} has a {DONE} but no config.yaml: it was not made by `bayesncl fit`; delete "
             "that folder to rerun it, or pass another --out"
         )
-    changes = config_changes(stored, wanted_fit_config(preset, row, seed, out, extra or []))
+    from bayesncl.train.fit import resolve_stored_config
+
+    wanted = wanted_fit_config(preset, row, seed, out, extra or [])
+    changes = config_changes(resolve_stored_config(stored), wanted)
     done = json.loads((rd / DONE).read_text())
     old_eval = done.get("eval_args", {})
-    new_eval = eval_settings(preset, data_dir)
+    new_eval = eval_settings(preset, data_dir, row)
     eval_changes = [
         (f"evaluate.{k}", old_eval.get(k, "<absent>"), new_eval.get(k, "<absent>"))
         for k in sorted(set(old_eval) | set(new_eval))
@@ -264,7 +268,10 @@ def _run_job(
     if read_fit_time(rd)["complete"] and read_run_config(rd) is not None:
         # trained already (killed while evaluating): train no further, but only if the
         # settings still match (fit would check them)
-        changes = config_changes(read_run_config(rd), resolved_fit_config(argv))
+        from bayesncl.train.fit import resolve_stored_config
+
+        stored = resolve_stored_config(read_run_config(rd) or {})
+        changes = config_changes(stored, resolved_fit_config(argv))
         if changes:
             listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changes)
             raise ValueError(
@@ -276,7 +283,7 @@ def _run_job(
         fit(argv, callbacks=[timer])
         timer.record(complete=True)
     fit_time = read_fit_time(rd)
-    settings = eval_settings(preset, data_dir)
+    settings = eval_settings(preset, data_dir, row)
     metrics = evaluate_checkpoint(
         str(rd / "checkpoints" / "last.ckpt"), out_dir=str(rd / GRID_EVAL), **settings
     )

@@ -89,6 +89,7 @@ class Row:
     first_seed: int = 0  # seeds first_seed, first_seed + 1, ...
     init_from: str | None = None  # fine-tuned from this row's checkpoint of the same seed
     data: dict[str, Any] = field(default_factory=dict)  # changes to the data section
+    evaluate: dict[str, Any] = field(default_factory=dict)  # evaluation options of this row
     #: with ``init_from``: the dataset's fine-tuning schedule (``recipes.FINETUNE``) instead of
     #: its supervised one (ncl-cpu keeps the latter, as its published runs were made)
     finetune: bool = False
@@ -99,15 +100,19 @@ class Row:
 
     def params(self) -> dict[str, Any]:
         """The row's parameters as results.json stores them."""
-        return {
-            "label": self.label,
-            "preset": self.preset,
-            "method": self.method,
-            "optim": self.optim,
-            "tables": list(self.tables),
-            "init_from": self.init_from,
-            "data": self.data,
-        } | ({"finetune": True} if self.finetune else {})
+        return (
+            {
+                "label": self.label,
+                "preset": self.preset,
+                "method": self.method,
+                "optim": self.optim,
+                "tables": list(self.tables),
+                "init_from": self.init_from,
+                "data": self.data,
+            }
+            | ({"finetune": True} if self.finetune else {})
+            | ({"evaluate": self.evaluate} if self.evaluate else {})
+        )
 
 
 def _g(x: float) -> str:
@@ -134,14 +139,26 @@ ABLATION_ROWS = (
 )
 #: the NCL paper's other systems (ncl-extras-spec §2-3): contrastive objectives with and without
 #: non-negativity, and supervised CE vs NCE from scratch and fine-tuned from NCL (Table 4)
+#: the NCL paper's evaluations of CL against NCL (ncl-extras-spec §5, §7, §8): out-of-distribution
+#: sets, feature selection and SEPIN, run on the CL and NCL rows only (they cost minutes per run)
+NCL_EVALUATIONS: dict[str, Any] = {"ood": True, "selection": True, "sepin": True}
+_NCL_CL_TABLES = ("ncl-ssl", "ncl-ood", "ncl-selection", "ncl-sepin", "ncl-fig3")
 NCL_SSL_ROWS = (
-    Row("cl", "CL", "cl", tables=("ncl-ssl",)),
-    Row("ncl", "NCL", "ncl", tables=("ncl-ssl",)),
+    Row("cl", "CL", "cl", tables=_NCL_CL_TABLES, evaluate=NCL_EVALUATIONS),
+    Row("ncl", "NCL", "ncl", tables=_NCL_CL_TABLES, evaluate=NCL_EVALUATIONS),
     Row("scl", "SCL", "scl", tables=("ncl-ssl",)),
     Row("nscl", "Non-negative SCL", "nscl", tables=("ncl-ssl",)),
 )
 NCL_SUPERVISED_ROWS = tuple(
-    Row(f"{name}{suffix}", f"{label}{note}", name, tables=("ncl-supervised",), init_from=src)
+    Row(
+        f"{name}{suffix}",
+        f"{label}{note}",
+        name,
+        tables=("ncl-supervised", "ncl-finetune")
+        if (name, src) == ("ce", "ncl")
+        else ("ncl-supervised",),
+        init_from=src,
+    )
     for suffix, note, src in (("", "", None), ("-ft", " (fine-tuned from NCL)", "ncl"))
     for name, label in (
         ("ce", "CE"),
@@ -149,6 +166,11 @@ NCL_SUPERVISED_ROWS = tuple(
         ("ce-mlp", "CE + MLP projector"),
         ("nce-mlp", "NCE + MLP projector"),
     )
+)
+#: the FT column of the NCL paper's in-distribution table: CE fine-tuning from CL (and from NCL)
+NCL_SUPERVISED_ROWS = (
+    *NCL_SUPERVISED_ROWS,
+    Row("ce-ft-cl", "CE (fine-tuned from CL)", "ce", tables=("ncl-finetune",), init_from="cl"),
 )
 #: the shared-feature benchmark (issue 15): settings of bayesncl.data.scenes, by key
 SCENES_SETTINGS: dict[str, tuple[str, str]] = {
@@ -320,6 +342,62 @@ TABLES: dict[str, Table] = {
                 Column("objective_top1", "test acc.", 100, 2),
                 _LP1,
                 _CONS,
+                Column("sparsity", "sparsity", 1, 3),
+            ),
+        ),
+        Table(
+            "ncl-finetune",
+            "NCL paper, in-distribution table, FT column: full fine-tuning with CE from CL and NCL",
+            (Column("objective_top1", "FT acc.", 100, 2), _CONS),
+        ),
+        Table(
+            "ncl-ood",
+            "NCL paper, out-of-distribution table: frozen linear probe on shifted test sets "
+            "(Fashion-MNIST-C, Sobel sketch, stylized-like; 1,000 test images each)",
+            (
+                Column("ood_clean_top1", "clean", 100, 2),
+                Column("ood_corruption_top1", "Corruption", 100, 2),
+                Column("ood_sketch_top1", "Sketch", 100, 2),
+                Column("ood_stylized_top1", "Stylized-like", 100, 2),
+                Column("ood_noise_top1", "noise", 100, 2),
+                Column("ood_blur_top1", "blur", 100, 2),
+                Column("ood_weather_top1", "weather", 100, 2),
+                Column("ood_digital_top1", "digital", 100, 2),
+            ),
+        ),
+        Table(
+            "ncl-selection",
+            "NCL paper Table 1: feature selection, K/4 dimensions kept",
+            (
+                Column("fs_all_lp", "LP all", 100, 2),
+                Column("fs_random_lp", "LP random", 100, 2),
+                Column("fs_preactivation_lp", "LP EA w/o ReLU", 100, 2),
+                Column("fs_activation_lp", "LP EA w/ ReLU", 100, 2),
+                Column("fs_all_p10", "P@10 all", 100, 2),
+                Column("fs_random_p10", "P@10 random", 100, 2),
+                Column("fs_activation_p10", "P@10 EA w/ ReLU", 100, 2),
+                Column("fs_all_transfer", "transfer all", 100, 2),
+                Column("fs_random_transfer", "transfer random", 100, 2),
+                Column("fs_activation_transfer", "transfer EA w/ ReLU", 100, 2),
+            ),
+        ),
+        Table(
+            "ncl-sepin",
+            "NCL paper: SEPIN@k (InfoNCE estimate; see sepin_estimator in each run)",
+            (
+                Column("sepin_at_1", "SEPIN@1", 1, 3),
+                Column("sepin_at_10", "SEPIN@10", 1, 3),
+                Column("sepin_at_100", "SEPIN@100", 1, 3),
+                Column("sepin_at_all", "SEPIN@all", 1, 3),
+            ),
+        ),
+        Table(
+            "ncl-fig3",
+            "NCL paper Fig. 3: consistency variants and sparsity",
+            (
+                Column("consistency", "Cons. (BayesNCL paper's)", 100, 2),
+                Column("consistency_topm", "Cons. top-200", 100, 2),
+                Column("consistency_rectified", "Cons. rectified", 100, 2),
                 Column("sparsity", "sparsity", 1, 3),
             ),
         ),
@@ -573,7 +651,18 @@ NCL_CLAIMS: tuple[Claim, ...] = (
         "nce",
     ),
     Claim("Cons.: NCE above CE", "ncl-supervised", "consistency", "nce", "ce"),
-)
+    Claim("FT: fine-tuned from NCL above from CL", "ncl-finetune", "objective_top1", "ce-ft",
+          "ce-ft-cl"),
+    Claim("OOD Corruption: NCL above CL", "ncl-ood", "ood_corruption_top1", "ncl", "cl"),
+    Claim("OOD Sketch: NCL above CL", "ncl-ood", "ood_sketch_top1", "ncl", "cl"),
+    Claim("OOD Stylized-like: NCL above CL", "ncl-ood", "ood_stylized_top1", "ncl", "cl"),
+    Claim("Feature selection (EA w/ ReLU): NCL's LP drop below CL's", "ncl-selection",
+          "fs_activation_lp_drop", "ncl", "cl", higher=False),
+    Claim("Feature selection (EA w/ ReLU): NCL's LP above CL's", "ncl-selection",
+          "fs_activation_lp", "ncl", "cl"),
+    Claim("SEPIN@10: NCL above CL", "ncl-sepin", "sepin_at_10", "ncl", "cl"),
+    Claim("Cons. top-200: NCL above CL", "ncl-fig3", "consistency_topm", "ncl", "cl"),
+)  # fmt: skip
 
 #: the shared-feature benchmark's questions (issue 15), per setting
 SCENES_CLAIMS: tuple[Claim, ...] = tuple(

@@ -215,6 +215,17 @@ def _resolve(parser: ArgumentParser, config: dict[str, Any]) -> dict[str, Any]:
     return yaml.safe_load(parser.dump(parser.parse_object(config), skip_none=False))
 
 
+def resolve_stored_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A stored RUN_DIR/config.yaml as today's ``bayesncl fit`` would resolve it: settings added
+    since the run was made take their defaults (they are added with the old behaviour as the
+    default), the old method format is converted. Unchanged when today's parser rejects it
+    (the comparison then names the differing keys)."""
+    try:
+        return _resolve(fit_parser(), config)
+    except Exception:  # an old or foreign config: compare it as stored
+        return config
+
+
 def check_resume_value(resume: str) -> None:
     """``--resume`` is auto, force, never or an existing checkpoint file."""
     if resume not in ("auto", "force", "never") and not Path(resume).is_file():
