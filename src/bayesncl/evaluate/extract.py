@@ -26,6 +26,7 @@ class Extracted:
     labels: Tensor
     alpha: Tensor | None = None  # gate probabilities
     mask: Tensor | None = None  # gate masks
+    z: Tensor | None = None  # projector output before the non-negativity (feature selection)
 
 
 @torch.no_grad()
@@ -51,7 +52,7 @@ def extract(
                 m.train()
     device = next(model.parameters()).device
     parts: dict[str, list[Tensor]] = {
-        k: [] for k in ("h", "features", "output", "labels", "alpha", "mask")
+        k: [] for k in ("h", "features", "output", "labels", "alpha", "mask", "z")
     }
     for x, y in loader:
         rep = model.represent(x.to(device), soft_gate=soft_gate)
@@ -59,6 +60,7 @@ def extract(
         parts["features"].append(rep.features.float().cpu())
         parts["output"].append(rep.output.float().cpu())
         parts["labels"].append(y.cpu())
+        parts["z"].append(rep.z.float().cpu())
         if rep.alpha is not None and rep.mask is not None:
             parts["alpha"].append(rep.alpha.float().cpu())
             parts["mask"].append(rep.mask.float().cpu())

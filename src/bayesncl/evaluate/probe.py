@@ -8,6 +8,7 @@ un-augmented features, the standard CPU protocol, and labels its numbers as such
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,6 +31,48 @@ def _topk_acc(logits: Tensor, labels: Tensor, ks: tuple[int, ...] = (1, 5)) -> d
     return out
 
 
+def fit_linear_probe(
+    train_x: Tensor,
+    train_y: Tensor,
+    num_classes: int,
+    epochs: int = 100,
+    lr: float = 0.1,
+    weight_decay: float = 1e-5,
+    batch_size: int = 1024,
+    seed: int = 0,
+) -> Callable[[Tensor], Tensor]:
+    """Train a linear classifier on standardised frozen features (SGD + cosine lr); returns
+    ``logits(x)``, which standardises ``x`` with the training statistics (the probe that
+    out-of-distribution sets are scored with, trained once on clean features)."""
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(
+            f"linear probe: epochs={epochs} and batch_size={batch_size} must be >= 1 "
+            "(0 epochs would report an untrained classifier, i.e. chance)"
+        )
+    mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
+    xtr = (train_x - mean) / std
+    g = torch.Generator().manual_seed(seed)
+    layer = torch.nn.Linear(xtr.shape[1], num_classes)
+    opt = torch.optim.SGD(layer.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
+    steps = epochs * max(1, (len(xtr) + batch_size - 1) // batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    for _ in range(epochs):
+        order = torch.randperm(len(xtr), generator=g)
+        for i in range(0, len(xtr), batch_size):
+            idx = order[i : i + batch_size]
+            loss = F.cross_entropy(layer(xtr[idx]), train_y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+
+    @torch.no_grad()
+    def logits(x: Tensor) -> Tensor:
+        return layer((x - mean) / std)
+
+    return logits
+
+
 def linear_probe(
     train_x: Tensor,
     train_y: Tensor,
@@ -43,30 +86,9 @@ def linear_probe(
     seed: int = 0,
 ) -> dict[str, float]:
     """Top-1/top-5 of a linear classifier on standardised frozen features (SGD + cosine lr)."""
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(
-            f"linear probe: epochs={epochs} and batch_size={batch_size} must be >= 1 "
-            "(0 epochs would report an untrained classifier, i.e. chance)"
-        )
     c = num_classes or int(max(train_y.max(), test_y.max())) + 1
-    mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
-    xtr, xte = (train_x - mean) / std, (test_x - mean) / std
-    g = torch.Generator().manual_seed(seed)
-    layer = torch.nn.Linear(xtr.shape[1], c)
-    opt = torch.optim.SGD(layer.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
-    steps = epochs * max(1, (len(xtr) + batch_size - 1) // batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    for _ in range(epochs):
-        order = torch.randperm(len(xtr), generator=g)
-        for i in range(0, len(xtr), batch_size):
-            idx = order[i : i + batch_size]
-            loss = F.cross_entropy(layer(xtr[idx]), train_y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    with torch.no_grad():
-        return _topk_acc(layer(xte), test_y)
+    probe = fit_linear_probe(train_x, train_y, c, epochs, lr, weight_decay, batch_size, seed)
+    return _topk_acc(probe(test_x), test_y)
 
 
 def knn_accuracy(

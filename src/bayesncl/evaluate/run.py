@@ -26,10 +26,11 @@ from bayesncl._output import verbosity
 from bayesncl.data.datasets import class_names
 from bayesncl.data.scenes import nuisance_labels
 from bayesncl.data.splits import EvalSplits, Transformed, eval_splits
-from bayesncl.evaluate import steps
+from bayesncl.evaluate import ncl_paper, steps
 from bayesncl.evaluate.checkpoint import load_pretrained
 from bayesncl.evaluate.extract import extract
 from bayesncl.evaluate.probe import probe_augmentation
+from bayesncl.evaluate.shifted import ood_metrics
 from bayesncl.models.encoder import Encoder
 
 #: rows of the markdown table: (key in metrics.json, label, scale)
@@ -55,6 +56,16 @@ TABLE_ROWS = [
     ("gate_open_nuisance_dims", "gate open rate, nuisance-dominated dims", 1),
     ("gate_open_class_dims", "gate open rate, other active dims", 1),
     ("objective_top1", "objective's classifier top-1 (%)", 100),
+    ("consistency_topm", "Cons., top-200 activated per dim (%)", 100),
+    ("consistency_rectified", "Cons. of max(v, 0) (%)", 100),
+    ("ood_clean_top1", "OOD: clean subset, top-1 (%)", 100),
+    ("ood_corruption_top1", "OOD: corruptions, mean top-1 (%)", 100),
+    ("ood_sketch_top1", "OOD: sketch, top-1 (%)", 100),
+    ("ood_stylized_top1", "OOD: stylized-like, top-1 (%)", 100),
+    ("fs_all_lp", "feature selection: all dims, LP (%)", 100),
+    ("fs_activation_lp", "feature selection: K/4 by activation, LP (%)", 100),
+    ("fs_random_lp", "feature selection: K/4 random, LP (%)", 100),
+    ("sepin_at_10", "SEPIN@10 (nats, InfoNCE estimate)", 1),
     ("gmacs_pair", "GMACs (two-view pair)", 1),
     ("params", "parameters (M)", 1e-6),
 ]
@@ -108,6 +119,16 @@ class EvalConfig:
         batch_size: images per batch of the feature extraction (>= 1).
         num_workers: loader processes of the feature extraction (0: in this process).
         cost: parameters, GMACs and step time (on a copy of the model).
+        ood: the NCL paper's out-of-distribution sets (``bayesncl.evaluate.shifted``): the clean
+            linear probe scored on 14 corruptions x severities, a sketch and a stylized-like set.
+        ood_limit: test images per shifted set (the first ones; >= 1).
+        ood_severities: corruption severities (each in 1..5; default all five).
+        selection: the NCL paper's Table 1 feature selection (K/4 dims by expected activation
+            after / before the non-negativity, random, all): probe, P@10, transfer to digits.
+        selection_keep: dimensions kept (default K/4).
+        sepin: SEPIN@1/10/100/all between two augmented views (InfoNCE estimate).
+        sepin_samples: test images of the SEPIN estimate (>= 2).
+        sepin_steps: optimisation steps of each InfoNCE critic (>= 1).
     """
 
     data_dir: str | None = None
@@ -125,6 +146,15 @@ class EvalConfig:
     batch_size: int = 512
     num_workers: int = 0
     cost: bool = True
+    # the NCL paper's evaluations
+    ood: bool = False
+    ood_limit: int = 1000
+    ood_severities: list[int] | None = None
+    selection: bool = False
+    selection_keep: int | None = None
+    sepin: bool = False
+    sepin_samples: int = 1000
+    sepin_steps: int = 100
 
     def __post_init__(self) -> None:
         def need(ok: bool, option: str, valid: str) -> None:
@@ -145,6 +175,14 @@ class EvalConfig:
              "must be >= 1 (or unset: the whole training split)")  # fmt: skip
         need(self.batch_size >= 1, "batch_size", "must be >= 1")
         need(self.num_workers >= 0, "num_workers", "must be >= 0 (0: load in this process)")
+        need(self.ood_limit >= 1, "ood_limit", "must be >= 1 test image per shifted set")
+        need(self.ood_severities is None or (len(self.ood_severities) > 0 and all(
+            1 <= v <= 5 for v in self.ood_severities)), "ood_severities",
+             "each severity must be in 1..5 (or unset: all five)")  # fmt: skip
+        need(self.selection_keep is None or self.selection_keep >= 1, "selection_keep",
+             "must be in 1..K (or unset: K/4)")  # fmt: skip
+        need(self.sepin_samples >= 2, "sepin_samples", "must be >= 2")
+        need(self.sepin_steps >= 1, "sepin_steps", "must be >= 1")
 
     def dims(self, k: int) -> list[int]:
         """The widths of top-dimension retrieval and feature selection for a K-dim model."""
@@ -208,6 +246,7 @@ def run(
     with progress("interpretability metrics and retrieval"):
         m |= steps.interpretability(val, num_classes)
         m |= steps.retrieval(val, dims)
+        m |= ncl_paper.consistency_variants(val)
     m |= steps.gate_statistics(val)
     val_nuisance = nuisance_labels(val_raw)
     if val_nuisance is not None:  # a dataset with a second label (scenes: the background)
@@ -236,6 +275,22 @@ def run(
         with progress(f"kNN (k={config.knn_k}) and feature selection ({len(dims)} widths)"):
             m |= steps.knn(train, val, num_classes, config.knn_k, config.knn_temperature)
             m |= steps.feature_selection(train, val, dims, num_classes, config.probe_epochs)
+        if config.selection:
+            with progress("NCL Table 1 feature selection (probe, P@10, transfer to digits)"):
+                transfer = ncl_paper.transfer_features(encoder, splits)
+                m |= ncl_paper.feature_selection_table(
+                    train, val, num_classes, config.selection_keep, config.probe_epochs, transfer
+                )
+        if config.ood:
+            severities = tuple(config.ood_severities or (1, 2, 3, 4, 5))
+            with progress(f"out-of-distribution sets ({config.ood_limit} images each)"):
+                m |= ood_metrics(
+                    encoder, train, val_raw, splits.transform(), num_classes, config.ood_limit,
+                    severities, config.probe_epochs, config.batch_size,
+                )  # fmt: skip
+    if config.sepin:
+        with progress(f"SEPIN ({config.sepin_samples} images, two views)"):
+            m |= ncl_paper.sepin(encoder, splits, val_raw, config.sepin_samples, config.sepin_steps)
     if config.cost:
         with progress("cost (parameters, MACs, step time)"):
             m |= steps.cost(encoder, tuple(val_set[0][0].shape), classifier)
