@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+import torch
 
 from bayesncl.data.shifts import CORRUPTIONS, FAMILIES, SHIFT_KINDS, shifted
 
@@ -54,3 +55,18 @@ def test_sketch_is_edges_and_stylized_keeps_the_silhouette() -> None:
     assert set(np.unique(edges)) <= {0, 255} and edges[:, 0, 0].max() == 0
     style = shifted(x, y, "stylized", 1)
     assert np.array_equal(style > 0, x > 20)  # shape kept, texture from another image
+
+
+def test_written_sets_load_as_datasets_of_the_clean_kind(tmp_path) -> None:
+    from bayesncl.data.shifts import ShiftedSet, write_shift_sets
+
+    x, y = _images(n=6)
+    files = write_shift_sets(x, y, tmp_path, severities=(2,))
+    assert len(files) == 14 + 2 and all(f.is_file() for f in files)
+    ds = ShiftedSet(tmp_path / "fog-2.npz")
+    img, label = ds[3]
+    assert img.shape == (1, 28, 28) and img.dtype == torch.uint8 and label == y[3]
+    assert np.array_equal(ds.images, shifted(x, y, "fog", 2))
+    mtime = files[0].stat().st_mtime_ns
+    write_shift_sets(x, y, tmp_path, severities=(2,))  # written once
+    assert files[0].stat().st_mtime_ns == mtime

@@ -24,10 +24,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 from scipy import ndimage
+from torch.utils.data import Dataset
 
 Shift = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 
@@ -316,3 +320,49 @@ def shifted(
     if kind == "stylized":
         return stylized(images, labels, rng)
     return CORRUPTIONS[kind](images, severity, rng)
+
+
+def write_shift_sets(
+    images: np.ndarray,
+    labels: np.ndarray,
+    out_dir: str | Path,
+    severities: tuple[int, ...] = (1, 2, 3, 4, 5),
+    seed: int = 0,
+) -> list[Path]:
+    """Write every shifted set once, as ``OUT_DIR/<kind>-<severity>.npz`` (``images``,
+    ``labels``; sketch and stylized at severity 1); a file already there is kept (the sets are
+    deterministic, so it is the same). Returns the files."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for kind in SHIFT_KINDS:
+        for s in severities if kind in CORRUPTIONS else (1,):
+            path = out / f"{kind}-{s}.npz"
+            if not path.is_file():
+                tmp = path.with_suffix(".tmp.npz")
+                np.savez_compressed(
+                    tmp, images=shifted(images, labels, kind, s, seed), labels=labels
+                )
+                tmp.replace(path)
+            files.append(path)
+    return files
+
+
+class ShiftedSet(Dataset):
+    """A written shifted set (:func:`write_shift_sets`) as a dataset of the clean split's kind:
+    (1 x H x W uint8 tensor, label) for grayscale images, (PIL image, label) for RGB ones, so the
+    dataset's evaluation transform applies unchanged."""
+
+    def __init__(self, path: str | Path) -> None:
+        with np.load(path) as data:
+            self.images, self.labels = data["images"], data["labels"]
+        self.path = Path(path)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        img = self.images[i]
+        if img.shape[2] == 3:
+            return Image.fromarray(img), int(self.labels[i])
+        return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))), int(self.labels[i])
