@@ -446,7 +446,7 @@ def reproduce(
     n_seeds = seeds or p.seeds
     if n_seeds < 1:
         raise ValueError(f"seeds={n_seeds} must be >= 1")
-    root = Path(out or f"results/{preset}")
+    root = Path(out or f"results/{preset}").absolute()  # the same runs from any directory
     extra = list(extra_fit_args or [])
     if data_dir:
         extra += ["--data.data_dir", data_dir]
