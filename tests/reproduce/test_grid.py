@@ -452,3 +452,13 @@ def test_ncl_gpu_presets_resolve_every_run_through_the_fit_parser(dataset, tmp_p
     ft = next(r for r in cpu.rows if r.init_from)  # ncl-cpu keeps its supervised schedule
     cfg = grid.grid_config(cpu, ft, 0, tmp_path)
     assert "finetune" not in cfg["model"] and cfg["model"]["optim"]["name"] == "sgd"
+
+
+def test_a_worker_whose_grid_process_is_gone_exits():
+    """A killed `reproduce` must not leave workers that go on and overwrite run files later."""
+    import subprocess
+    import sys
+
+    code = "from bayesncl.reproduce.grid import _exit_with_parent; _exit_with_parent(-5, 0.01)"
+    done = subprocess.run([sys.executable, "-c", code], timeout=60)
+    assert done.returncode == 1

@@ -19,6 +19,7 @@ OUT/results.md the tables.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -306,10 +307,23 @@ def _run_job(
     return rd / DONE
 
 
-def _init_worker(threads: int) -> None:
+def _exit_with_parent(parent: int, every: float = 2.0) -> None:
+    """Stop this worker process when the grid's process is gone (killed): an orphaned worker
+    would otherwise go on training or evaluating and later overwrite the run's files."""
+    while True:
+        time.sleep(every)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _init_worker(threads: int, parent: int | None = None) -> None:
+    import threading
+
     import torch
 
     torch.set_num_threads(threads)
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 
 def _run_jobs(
@@ -345,7 +359,10 @@ def _run_jobs(
     threads = max(1, torch.get_num_threads() // workers)
     print(f"{len(todo)} runs, {workers} at a time, {threads} thread(s) each", flush=True)
     with ProcessPoolExecutor(
-        workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(threads,)
+        workers,
+        mp_context=mp.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(threads, os.getpid()),
     ) as pool:
         futures = {pool.submit(job, row, seed, *common): (i, row, seed) for i, row, seed in todo}
         pending, done = set(futures), 0
