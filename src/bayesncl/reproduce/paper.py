@@ -381,6 +381,7 @@ TABLES: dict[str, Table] = {
                 Column("fs_random_lp", "LP random", 100, 2),
                 Column("fs_preactivation_lp", "LP EA w/o ReLU", 100, 2),
                 Column("fs_activation_lp", "LP EA w/ ReLU", 100, 2),
+                Column("fs_activation_lp_drop", "LP drop EA w/ ReLU", 100, 2),
                 Column("fs_all_p10", "P@10 all", 100, 2),
                 Column("fs_random_p10", "P@10 random", 100, 2),
                 Column("fs_activation_p10", "P@10 EA w/ ReLU", 100, 2),
