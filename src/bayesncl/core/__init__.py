@@ -16,6 +16,7 @@ from bayesncl.core.gates import (
     sample_mask,
 )
 from bayesncl.core.losses import LossTerms, check_finite, gather_with_grad, nt_xent
+from bayesncl.core.multimodal import LearnableTemperature, TwoTower, clip_loss
 from bayesncl.core.nonneg import NON_NEGATIVE, NONNEG_MAPS, get_nonneg, rep_relu
 from bayesncl.core.norm import normalize_rows
 from bayesncl.core.objectives import Batch, NTXentObjective, Objective
@@ -40,6 +41,7 @@ __all__ = [
     "GateConfig",
     "GateOutput",
     "IPWNTXentObjective",
+    "LearnableTemperature",
     "LossTerms",
     "MethodConfig",
     "NCEObjective",
@@ -48,8 +50,10 @@ __all__ = [
     "Objective",
     "Representation",
     "SpectralObjective",
+    "TwoTower",
     "bernoulli_kl",
     "check_finite",
+    "clip_loss",
     "from_legacy",
     "gather_with_grad",
     "get_nonneg",
