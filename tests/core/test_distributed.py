@@ -53,6 +53,9 @@ def worker(rank, world, rdzv, out_path, method, layout):
     if rank == 0:
         grads = {k: p.grad.clone() for k, p in model.named_parameters()}
         torch.save({"loss": total / world, "grads": grads}, out_path)
+    # both ranks reach the teardown together: a rank that destroys its group while the other
+    # still uses it can abort gloo ("terminate called without an active exception")
+    dist.barrier()
     dist.destroy_process_group()
 
 
@@ -82,6 +85,9 @@ def frequency_worker(rank, world, rdzv, out_path):
     active = torch.tensor([[1, 0], [1, 0]]) if rank == 0 else torch.tensor([[1, 1], [0, 0]])
     est.update(active)
     torch.save(est.pi, f"{out_path}.{rank}")
+    # both ranks reach the teardown together: a rank that destroys its group while the other
+    # still uses it can abort gloo ("terminate called without an active exception")
+    dist.barrier()
     dist.destroy_process_group()
 
 

@@ -132,6 +132,9 @@ def ddp_worker(rank, world, rdzv, out_path):
     if rank == 0:
         grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
         torch.save({"loss": total / world, "grads": grads}, out_path)
+    # both ranks reach the teardown together: a rank that destroys its group while the other
+    # still uses it can abort gloo ("terminate called without an active exception")
+    dist.barrier()
     dist.destroy_process_group()
 
 

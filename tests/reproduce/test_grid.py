@@ -448,7 +448,8 @@ def test_ncl_gpu_presets_resolve_every_run_through_the_fit_parser(dataset, tmp_p
                 assert cfg["model"]["init_from"] is None and not cfg["model"]["finetune"]
                 epochs = 100 if dataset == "imagenet100" else 200
                 assert cfg["trainer"]["max_epochs"] == epochs
-    assert runs == 13 * 3  # 12 rows of the NCL paper's systems + CE fine-tuned from CL
+    # 12 rows of the NCL paper's systems + CE fine-tuned from CL + 6 activations
+    assert runs == 19 * 3
     ft = next(r for r in cpu.rows if r.init_from)  # ncl-cpu keeps its supervised schedule
     cfg = grid.grid_config(cpu, ft, 0, tmp_path)
     assert "finetune" not in cfg["model"] and cfg["model"]["optim"]["name"] == "sgd"

@@ -5,7 +5,7 @@ out-of-distribution table (Corruption / Sketch / Stylized):
 
 * **corruptions** (:data:`CORRUPTIONS`): the 15 core ImageNet-C types except frost (it needs
   photographs), severities 1-5 with the CIFAR-10-C parameter table (spec §5.2), which suits
-  28-32 px images; on Fashion-MNIST this is "Fashion-MNIST-C (ours)". Our own implementations
+  28-32 px images, or the ImageNet-C table (``table="imagenet"``, for 224 px images); on Fashion-MNIST this is "Fashion-MNIST-C (ours)". Our own implementations
   from the published parameters; where ours is simpler than Hendrycks' code it says so
   (glass blur: one vectorised random local shift per iteration instead of sequential swaps;
   snow and fog: our own flake and multi-scale-noise layers; elastic: a smooth random
@@ -33,7 +33,8 @@ from PIL import Image
 from scipy import ndimage
 from torch.utils.data import Dataset
 
-Shift = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
+#: a corruption: (images, the severity's parameter from a table, random stream) -> images
+Shift = Callable[[np.ndarray, Any, np.random.Generator], np.ndarray]
 
 #: CIFAR-10-C parameters, severity 1..5 (Hendrycks & Dietterich's make_cifar_c, spec §5.2)
 CIFAR_C: dict[str, list] = {
@@ -43,7 +44,7 @@ CIFAR_C: dict[str, list] = {
     "defocus_blur": [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)],
     "glass_blur": [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)],
     "motion_blur": [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)],
-    "zoom_blur": [1.06, 1.11, 1.16, 1.21, 1.26],  # arange(1, z, 0.01)
+    "zoom_blur": [(1.06, 0.01), (1.11, 0.01), (1.16, 0.01), (1.21, 0.01), (1.26, 0.01)],
     "fog": [(0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)],
     "brightness": [0.05, 0.1, 0.15, 0.2, 0.3],
     "contrast": [0.75, 0.5, 0.4, 0.3, 0.15],
@@ -53,6 +54,41 @@ CIFAR_C: dict[str, list] = {
     "snow": [(0.01, 0.9), (0.015, 0.85), (0.02, 0.8), (0.03, 0.75), (0.04, 0.7)],
     "elastic_transform": [0.5, 1.0, 1.5, 2.0, 2.5],
 }
+#: ImageNet-C parameters, severity 1..5 (Hendrycks & Dietterich's imagenet_c corruptions.py),
+#: for 224 px images; snow's and elastic's tuples are the published ones and are mapped onto
+#: our implementations (:func:`snow`, :func:`elastic_transform`)
+IMAGENET_C: dict[str, list] = {
+    "gaussian_noise": [0.08, 0.12, 0.18, 0.26, 0.38],
+    "shot_noise": [60, 25, 12, 5, 3],
+    "impulse_noise": [0.03, 0.06, 0.09, 0.17, 0.27],
+    "defocus_blur": [(3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)],
+    "glass_blur": [(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)],
+    "motion_blur": [(10, 3), (15, 5), (15, 8), (15, 12), (20, 15)],
+    "zoom_blur": [(1.11, 0.01), (1.16, 0.01), (1.21, 0.02), (1.26, 0.02), (1.31, 0.03)],
+    "fog": [(1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4)],
+    "brightness": [0.1, 0.2, 0.3, 0.4, 0.5],
+    "contrast": [0.4, 0.3, 0.2, 0.1, 0.05],
+    "pixelate": [0.6, 0.5, 0.4, 0.3, 0.25],
+    "jpeg_compression": [25, 18, 15, 10, 7],
+    # (loc, scale, zoom, threshold, motion radius, motion sigma, blend) of the snow layer
+    "snow": [
+        (0.1, 0.3, 3, 0.5, 10, 4, 0.8),
+        (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
+        (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
+        (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65),
+        (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55),
+    ],
+    # (alpha, sigma, affine) in pixels of 244 (sic: the published code's constant)
+    "elastic_transform": [
+        (244 * 2, 244 * 0.7, 244 * 0.1),
+        (244 * 2, 244 * 0.08, 244 * 0.2),
+        (244 * 0.05, 244 * 0.01, 244 * 0.02),
+        (244 * 0.07, 244 * 0.01, 244 * 0.02),
+        (244 * 0.12, 244 * 0.01, 244 * 0.02),
+    ],
+}
+#: the parameter tables by name (``shifted(..., table=...)``)
+TABLES: dict[str, dict[str, list]] = {"cifar": CIFAR_C, "imagenet": IMAGENET_C}
 FAMILIES: dict[str, tuple[str, ...]] = {
     "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
     "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"),
@@ -76,18 +112,15 @@ def _per_image_filter(x: np.ndarray, kernels: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def gaussian_noise(x: np.ndarray, s: int, rng: np.random.Generator) -> np.ndarray:
-    c = CIFAR_C["gaussian_noise"][s - 1]
+def gaussian_noise(x: np.ndarray, c: Any, rng: np.random.Generator) -> np.ndarray:
     return _u8(_f(x) + rng.normal(0, c, x.shape))
 
 
-def shot_noise(x: np.ndarray, s: int, rng: np.random.Generator) -> np.ndarray:
-    c = CIFAR_C["shot_noise"][s - 1]
+def shot_noise(x: np.ndarray, c: Any, rng: np.random.Generator) -> np.ndarray:
     return _u8(rng.poisson(_f(x) * c) / c)
 
 
-def impulse_noise(x: np.ndarray, s: int, rng: np.random.Generator) -> np.ndarray:
-    c = CIFAR_C["impulse_noise"][s - 1]
+def impulse_noise(x: np.ndarray, c: Any, rng: np.random.Generator) -> np.ndarray:
     y = _f(x)
     u = rng.random(x.shape)
     y[u < c / 2] = 0.0
@@ -96,21 +129,22 @@ def impulse_noise(x: np.ndarray, s: int, rng: np.random.Generator) -> np.ndarray
 
 
 def _disk(radius: float, alias_sigma: float) -> np.ndarray:
-    r = np.arange(-8, 9)
+    half = max(8, int(np.ceil(radius)))  # 17 x 17 as published, wider for larger radii
+    r = np.arange(-half, half + 1)
     xx, yy = np.meshgrid(r, r)
     k = ((xx**2 + yy**2) <= radius**2).astype(np.float64)
     k = ndimage.gaussian_filter(k / k.sum(), alias_sigma)
     return k / k.sum()
 
 
-def defocus_blur(x: np.ndarray, s: int, rng: np.random.Generator) -> np.ndarray:
-    radius, alias = CIFAR_C["defocus_blur"][s - 1]
+def defocus_blur(x: np.ndarray, c: Any, rng: np.random.Generator) -> np.ndarray:
+    radius, alias = c
     k = _disk(radius, alias)
     return _u8(ndimage.convolve(_f(x), k[None, :, :, None], mode="reflect"))
 
 
-def glass_blur(x: np.ndarray, s: int, rng: np.random.Generator) -> np.ndarray:
-    sigma, shift, iterations = CIFAR_C["glass_blur"][s - 1]
+def glass_blur(x: np.ndarray, c: Any, rng: np.random.Generator) -> np.ndarray:
+    sigma, shift, iterations = c
     y = ndimage.gaussian_filter(_f(x), (0, sigma, sigma, 0))
     n, h, w, _ = y.shape
     rows, cols = np.arange(h)[None, :, None], np.arange(w)[None, None, :]
@@ -133,8 +167,8 @@ def _line_kernel(radius: int, sigma: float, angle: float) -> np.ndarray:
     return k / k.sum()
 
 
-def motion_blur(x: np.ndarray, s: int, rng: np.random.Generator) -> np.ndarray:
-    radius, sigma = CIFAR_C["motion_blur"][s - 1]
+def motion_blur(x: np.ndarray, c: Any, rng: np.random.Generator) -> np.ndarray:
+    radius, sigma = c
     angles = np.deg2rad(rng.uniform(-45, 45, len(x)))
     return _u8(_per_image_filter(_f(x), [_line_kernel(radius, sigma, a) for a in angles]))
 
@@ -149,9 +183,10 @@ def _zoom_centre(x: np.ndarray, z: float) -> np.ndarray:
     return zoomed[:, t : t + h, t : t + h]
 
 
-def zoom_blur(x: np.ndarray, s: int, rng: np.random.Generator) -> np.ndarray:
+def zoom_blur(x: np.ndarray, c: Any, rng: np.random.Generator) -> np.ndarray:
     y = _f(x)
-    factors = np.arange(1, CIFAR_C["zoom_blur"][s - 1], 0.01)[1:]
+    stop, step = c  # zoom factors 1 + step, 1 + 2 step, ... below stop (1 itself is the image)
+    factors = np.arange(1, stop, step)[1:]
     out = y.copy()
     for z in factors:
         out += _zoom_centre(y, z)
@@ -173,28 +208,52 @@ def _plasma(shape: tuple[int, ...], decay: float, rng: np.random.Generator) -> n
     return out / np.maximum(out.max(axis=(1, 2), keepdims=True), 1e-12)
 
 
-def fog(x: np.ndarray, s: int, rng: np.random.Generator) -> np.ndarray:
-    c, decay = CIFAR_C["fog"][s - 1]
+def fog(x: np.ndarray, c: Any, rng: np.random.Generator) -> np.ndarray:
+    strength, decay = c
     y = _f(x)
     peak = y.max(axis=(1, 2, 3), keepdims=True)
-    y = y + c * _plasma(y.shape[:3], decay, rng)[..., None]
-    return _u8(y * peak / (peak + c))
+    y = y + strength * _plasma(y.shape[:3], decay, rng)[..., None]
+    return _u8(y * peak / (peak + strength))
 
 
-def snow(x: np.ndarray, s: int, rng: np.random.Generator) -> np.ndarray:
-    density, blend = CIFAR_C["snow"][s - 1]
+def snow_settings(c: Any, size: int) -> tuple[float, float, int, float, int]:
+    """(flake density, blend, streak radius, streak sigma, flake size) of a snow parameter for
+    ``size`` px images: ours ``(density, blend)`` (3 px streaks, 1 px flakes), or ImageNet-C's
+    7-tuple mapped: density = P(N(loc, scale) > threshold) / zoom^2 (the published layer is
+    thresholded Gaussian noise zoomed by ``zoom``), flakes ``zoom`` px and streaks of the
+    published motion radius and sigma, all scaled by size / 224."""
+    if len(c) == 2:
+        return float(c[0]), float(c[1]), 3, 1.5, 1
+    loc, scale, zoom, threshold, radius, sigma, blend = c
+    from scipy.stats import norm
+
+    density = float(norm.sf(threshold, loc=loc, scale=scale)) / zoom**2
+    k = size / 224
+    return (
+        density,
+        float(blend),
+        max(1, round(radius * k)),
+        max(0.5, sigma * k),
+        max(1, round(zoom * k)),
+    )
+
+
+def snow(x: np.ndarray, c: Any, rng: np.random.Generator) -> np.ndarray:
+    density, blend, radius, sigma, flake = snow_settings(c, x.shape[1])
     y = _f(x)
     flakes = (rng.random(y.shape[:3]) < density).astype(np.float64)
+    if flake > 1:
+        flakes = ndimage.maximum_filter(flakes, size=(1, flake, flake))
     angles = np.deg2rad(rng.uniform(-135, -45, len(y)))
-    flakes = _per_image_filter(flakes[..., None], [_line_kernel(3, 1.5, a) for a in angles])
+    kernels = [_line_kernel(radius, sigma, a) for a in angles]
+    flakes = _per_image_filter(flakes[..., None], kernels)
     flakes = np.clip(flakes * 3, 0, 1)
     gray = y.mean(axis=3, keepdims=True)
     y = blend * y + (1 - blend) * np.maximum(y, gray * 1.5 + 0.5)
     return _u8(y + flakes + np.rot90(flakes, 2, axes=(1, 2)))
 
 
-def brightness(x: np.ndarray, s: int, rng: np.random.Generator) -> np.ndarray:
-    c = CIFAR_C["brightness"][s - 1]
+def brightness(x: np.ndarray, c: Any, rng: np.random.Generator) -> np.ndarray:
     y = _f(x)
     if y.shape[3] == 1:
         return _u8(y + c)
@@ -205,35 +264,41 @@ def brightness(x: np.ndarray, s: int, rng: np.random.Generator) -> np.ndarray:
     return _u8(hsv_to_rgb(hsv))
 
 
-def contrast(x: np.ndarray, s: int, rng: np.random.Generator) -> np.ndarray:
-    c = CIFAR_C["contrast"][s - 1]
+def contrast(x: np.ndarray, c: Any, rng: np.random.Generator) -> np.ndarray:
     y = _f(x)
     mean = y.mean(axis=(1, 2, 3), keepdims=True)
     return _u8((y - mean) * c + mean)
 
 
-def elastic_transform(x: np.ndarray, s: int, rng: np.random.Generator) -> np.ndarray:
+def elastic_transform(x: np.ndarray, c: Any, rng: np.random.Generator) -> np.ndarray:
+    """A smooth random displacement field. ``c`` is ours, the largest shift per 28 px (a field
+    smoothed with sigma 3 px and scaled to it), or ImageNet-C's ``(alpha, sigma, affine)``:
+    uniform noise smoothed with sigma, times alpha, both scaled by size / 224 (the published
+    random affine part is left out)."""
     n, h, w, ch = x.shape
-    shift = CIFAR_C["elastic_transform"][s - 1] * h / 28
     fields = []
     for _ in range(2):
+        if isinstance(c, (tuple, list)):
+            alpha, sigma = c[0] * h / 224, c[1] * h / 224
+            noise = rng.uniform(-1, 1, (n, h, w))
+            fields.append(ndimage.gaussian_filter(noise, (0, sigma, sigma), mode="reflect") * alpha)
+            continue
         f = ndimage.gaussian_filter(rng.uniform(-1, 1, (n, h, w)), (0, 3, 3))
         f /= np.maximum(np.abs(f).max(axis=(1, 2), keepdims=True), 1e-12)
-        fields.append(f * shift)
+        fields.append(f * c * h / 28)
     rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
     y = _f(x)
     out = np.empty_like(y)
     for i in range(n):
         coords = [rows + fields[0][i], cols + fields[1][i]]
-        for c in range(ch):
-            out[i, :, :, c] = ndimage.map_coordinates(
-                y[i, :, :, c], coords, order=1, mode="reflect"
+        for j in range(ch):
+            out[i, :, :, j] = ndimage.map_coordinates(
+                y[i, :, :, j], coords, order=1, mode="reflect"
             )
     return _u8(out)
 
 
-def pixelate(x: np.ndarray, s: int, rng: np.random.Generator) -> np.ndarray:
-    c = CIFAR_C["pixelate"][s - 1]
+def pixelate(x: np.ndarray, c: Any, rng: np.random.Generator) -> np.ndarray:
     h, w = x.shape[1:3]
     small = (max(1, int(w * c)), max(1, int(h * c)))
     out = np.empty_like(x)
@@ -244,8 +309,8 @@ def pixelate(x: np.ndarray, s: int, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def jpeg_compression(x: np.ndarray, s: int, rng: np.random.Generator) -> np.ndarray:
-    quality = CIFAR_C["jpeg_compression"][s - 1]
+def jpeg_compression(x: np.ndarray, c: Any, rng: np.random.Generator) -> np.ndarray:
+    quality = c
     out = np.empty_like(x)
     for i, img in enumerate(x):
         buf = io.BytesIO()
@@ -300,12 +365,27 @@ def stylized(x: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> np.
 SHIFT_KINDS: tuple[str, ...] = (*CORRUPTIONS, "sketch", "stylized")
 
 
+def check_table(table: str) -> dict[str, list]:
+    """The parameter table named ``table`` (``cifar`` or ``imagenet``)."""
+    if table not in TABLES:
+        raise ValueError(f"corruption table {table!r}; use one of: {', '.join(TABLES)}")
+    return TABLES[table]
+
+
 def shifted(
-    images: np.ndarray, labels: np.ndarray, kind: str, severity: int, seed: int = 0
+    images: np.ndarray,
+    labels: np.ndarray,
+    kind: str,
+    severity: int,
+    seed: int = 0,
+    table: str = "cifar",
 ) -> np.ndarray:
     """The ``kind`` shift of ``images`` (N x H x W x C uint8) at ``severity`` (1..5 for
-    corruptions; sketch and stylized have one level, any severity >= 1); severity 0 returns
-    the images unchanged. One fixed random stream per (kind, severity, seed)."""
+    corruptions, with the parameters of ``table``: ``cifar`` (CIFAR-10-C, for 28-32 px images)
+    or ``imagenet`` (ImageNet-C, for 224 px ones); sketch and stylized have one level, any
+    severity >= 1); severity 0 returns the images unchanged. One fixed random stream per
+    (kind, severity, seed)."""
+    params = check_table(table)
     if kind not in SHIFT_KINDS:
         raise ValueError(f"shift {kind!r}; use one of: {', '.join(SHIFT_KINDS)}")
     if images.ndim != 4 or images.dtype != np.uint8:
@@ -319,7 +399,7 @@ def shifted(
         return sketch(images)
     if kind == "stylized":
         return stylized(images, labels, rng)
-    return CORRUPTIONS[kind](images, severity, rng)
+    return CORRUPTIONS[kind](images, params[kind][severity - 1], rng)
 
 
 def write_shift_sets(
@@ -328,20 +408,25 @@ def write_shift_sets(
     out_dir: str | Path,
     severities: tuple[int, ...] = (1, 2, 3, 4, 5),
     seed: int = 0,
+    table: str = "cifar",
 ) -> list[Path]:
     """Write every shifted set once, as ``OUT_DIR/<kind>-<severity>.npz`` (``images``,
-    ``labels``; sketch and stylized at severity 1); a file already there is kept (the sets are
-    deterministic, so it is the same). Returns the files."""
+    ``labels``; sketch and stylized at severity 1; ``<kind>-<severity>-imagenet.npz`` with the
+    ImageNet-C table); a file already there is kept (the sets are deterministic, so it is the
+    same). Returns the files."""
+    check_table(table)
+    tag = "" if table == "cifar" else f"-{table}"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = []
     for kind in SHIFT_KINDS:
         for s in severities if kind in CORRUPTIONS else (1,):
-            path = out / f"{kind}-{s}.npz"
+            tag_here = tag if kind in CORRUPTIONS else ""
+            path = out / f"{kind}-{s}{tag_here}.npz"
             if not path.is_file():
                 tmp = path.with_suffix(".tmp.npz")
                 np.savez_compressed(
-                    tmp, images=shifted(images, labels, kind, s, seed), labels=labels
+                    tmp, images=shifted(images, labels, kind, s, seed, table), labels=labels
                 )
                 tmp.replace(path)
             files.append(path)

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from bayesncl._output import verbosity
 from bayesncl.data.datasets import class_names
 from bayesncl.data.scenes import nuisance_labels
+from bayesncl.data.shifts import TABLES
 from bayesncl.data.splits import EvalSplits, Transformed, eval_splits
 from bayesncl.evaluate import ncl_paper, steps
 from bayesncl.evaluate.checkpoint import load_pretrained
@@ -123,6 +124,8 @@ class EvalConfig:
             linear probe scored on 14 corruptions x severities, a sketch and a stylized-like set.
         ood_limit: test images per shifted set (the first ones; >= 1).
         ood_severities: corruption severities (each in 1..5; default all five).
+        ood_table: the corruption parameters: ``cifar`` (CIFAR-10-C, 28-32 px images) or
+            ``imagenet`` (ImageNet-C, 224 px images).
         selection: the NCL paper's Table 1 feature selection (K/4 dims by expected activation
             after / before the non-negativity, random, all): probe, P@10, transfer to digits.
         selection_keep: dimensions kept (default K/4).
@@ -150,6 +153,7 @@ class EvalConfig:
     ood: bool = False
     ood_limit: int = 1000
     ood_severities: list[int] | None = None
+    ood_table: str = "cifar"
     selection: bool = False
     selection_keep: int | None = None
     sepin: bool = False
@@ -179,6 +183,7 @@ class EvalConfig:
         need(self.ood_severities is None or (len(self.ood_severities) > 0 and all(
             1 <= v <= 5 for v in self.ood_severities)), "ood_severities",
              "each severity must be in 1..5 (or unset: all five)")  # fmt: skip
+        need(self.ood_table in TABLES, "ood_table", f"must be one of: {', '.join(TABLES)}")
         need(self.selection_keep is None or self.selection_keep >= 1, "selection_keep",
              "must be in 1..K (or unset: K/4)")  # fmt: skip
         need(self.sepin_samples >= 2, "sepin_samples", "must be >= 2")
@@ -286,7 +291,7 @@ def run(
             with progress(f"out-of-distribution sets ({config.ood_limit} images each)"):
                 m |= ood_metrics(
                     encoder, train, val_raw, splits.transform(), num_classes, config.ood_limit,
-                    severities, config.probe_epochs, config.batch_size,
+                    severities, config.probe_epochs, config.batch_size, table=config.ood_table,
                 )  # fmt: skip
     if config.sepin:
         with progress(f"SEPIN ({config.sepin_samples} images, two views)"):

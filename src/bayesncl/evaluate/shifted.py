@@ -66,8 +66,10 @@ def ood_metrics(
     epochs: int = 100,
     batch_size: int = 512,
     seed: int = 0,
+    table: str = "cifar",
 ) -> dict[str, Any]:
-    """``ood_clean_top1``, ``ood_corruption_top1`` (mean over types x severities),
+    """``ood_clean_top1``, ``ood_corruption_top1`` (mean over types x severities, with the
+    corruption parameters of ``table``: ``cifar`` or ``imagenet``, see ``shifted``),
     ``ood_<family>_top1``, ``ood_sketch_top1``, ``ood_stylized_top1``, the drops from clean
     (``ood_*_drop``), ``ood_detail`` (``"type@severity": top-1``) and the settings."""
     probe = fit_linear_probe(train.h, train.labels, num_classes, epochs)
@@ -81,7 +83,7 @@ def ood_metrics(
 
     clean = top1(images)
     detail = {
-        f"{kind}@{s}": top1(shifted(images, labels, kind, s, seed))
+        f"{kind}@{s}": top1(shifted(images, labels, kind, s, seed, table))
         for kind in CORRUPTIONS
         for s in severities
     }
@@ -96,4 +98,5 @@ def ood_metrics(
         out[f"ood_{name}_drop"] = clean - out[f"ood_{name}_top1"]
     out["ood_detail"] = detail
     out["ood_severities"] = list(severities)
+    out["ood_table"] = table
     return out

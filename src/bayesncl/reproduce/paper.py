@@ -157,6 +157,26 @@ NCL_SSL_ROWS = (
     Row("scl", "SCL", "scl", tables=("ncl-ssl",)),
     Row("nscl", "Non-negative SCL", "nscl", tables=("ncl-ssl",)),
 )
+#: the NCL paper's activation ablation (ncl-extras-spec §1, talk): NCL with each map of
+#: ``NONNEG_MAPS`` in place of its reparameterised ReLU; GELU and leaky ReLU are not non-negative
+NCL_ACTIVATIONS: tuple[tuple[str, str], ...] = (
+    ("relu", "ReLU"),
+    ("sigmoid", "sigmoid"),
+    ("softplus", "softplus"),
+    ("exp", "exp"),
+    ("leakyrelu", "leaky ReLU"),
+    ("gelu", "GELU"),
+)
+NCL_ACTIVATION_ROWS = tuple(
+    Row(
+        f"ncl-act-{name}",
+        f"NCL, {label}",
+        "ncl",
+        method={"nonneg": name},
+        tables=("ncl-activation",),
+    )
+    for name, label in NCL_ACTIVATIONS
+)
 NCL_SUPERVISED_ROWS = tuple(
     Row(
         f"{name}{suffix}",
@@ -398,6 +418,17 @@ TABLES: dict[str, Table] = {
                 Column("sepin_at_10", "SEPIN@10", 1, 3),
                 Column("sepin_at_100", "SEPIN@100", 1, 3),
                 Column("sepin_at_all", "SEPIN@all", 1, 3),
+            ),
+        ),
+        Table(
+            "ncl-activation",
+            "NCL paper, activation ablation (talk; no published numbers): NCL with other maps "
+            "(the NCL row uses the reparameterised ReLU)",
+            (
+                _LP1,
+                _CONS,
+                Column("sparsity", "sparsity", 1, 3),
+                Column("orthogonality", "mean abs. corr.", 1, 3),
             ),
         ),
         Table(
@@ -671,6 +702,14 @@ NCL_CLAIMS: tuple[Claim, ...] = (
           "fs_activation_lp", "ncl", "cl"),
     Claim("SEPIN@10: NCL above CL", "ncl-sepin", "sepin_at_10", "ncl", "cl"),
     Claim("Cons. top-200: NCL above CL", "ncl-fig3", "consistency_topm", "ncl", "cl"),
+    Claim("Activations: ReLU above GELU (not non-negative), Cons.", "ncl-activation",
+          "consistency", "ncl-act-relu", "ncl-act-gelu"),
+    Claim("Activations: ReLU above leaky ReLU (not non-negative), Cons.", "ncl-activation",
+          "consistency", "ncl-act-relu", "ncl-act-leakyrelu"),
+    Claim("Activations: ReLU above sigmoid, Cons.", "ncl-activation", "consistency",
+          "ncl-act-relu", "ncl-act-sigmoid"),
+    Claim("Activations: ReLU sparser than softplus", "ncl-activation", "sparsity",
+          "ncl-act-relu", "ncl-act-softplus"),
 )  # fmt: skip
 
 #: the shared-feature benchmark's questions (issue 15), per setting
@@ -752,13 +791,14 @@ def _ncl_official(dataset: str) -> Preset:
     return Preset(
         f"ncl-{dataset}",
         dataset,
-        NCL_SSL_ROWS + supervised,
+        NCL_SSL_ROWS + supervised + NCL_ACTIVATION_ROWS,
         3,
         (),
-        {},
+        {"ood_table": "imagenet"} if dataset == "imagenet100" else {},
         f"{DATASET_INFO[dataset].label}, the NCL paper's other systems (the rows of ncl-cpu) "
         "with the official schedules (GPU): CL / NCL / SCL / non-negative SCL, supervised CE "
-        "vs NCE from scratch and fine-tuned (30 epochs) from the NCL run of the same seed",
+        "vs NCE from scratch and fine-tuned (30 epochs) from the NCL run of the same seed, NCL "
+        "with other activations",
     )
 
 
@@ -787,13 +827,14 @@ GRIDS: dict[str, Preset] = {
     "ncl-cpu": Preset(
         "ncl-cpu",
         "fashion-mnist",
-        NCL_SSL_ROWS + NCL_SUPERVISED_ROWS,
+        NCL_SSL_ROWS + NCL_SUPERVISED_ROWS + NCL_ACTIVATION_ROWS,
         3,
         _CPU_FIT,
         _CPU_EVAL,
-        "Fashion-MNIST, the NCL paper's other systems: CL / NCL / SCL / non-negative SCL, and "
+        "Fashion-MNIST, the NCL paper's other systems: CL / NCL / SCL / non-negative SCL, "
         "supervised CE vs NCE (with and without projector, from scratch and fine-tuned from "
-        "the NCL run of the same seed), 3 epochs per run, 3 seeds",
+        "the NCL run of the same seed), and NCL with other activations, 3 epochs per run, "
+        "3 seeds",
     ),
     "scenes": Preset(
         "scenes",
