@@ -78,3 +78,29 @@ def truncate_file(path: Path, keep: float = 0.5) -> Path:
     raw = path.read_bytes()
     path.write_bytes(raw[: int(len(raw) * keep)])
     return path
+
+
+def write_pairs(root: Path, n_train: int = 16, n_val: int = 8, size: int = 20) -> Path:
+    """Image-caption pairs as image-caption datasets ship them: PNGs plus ``train.csv`` and
+    ``val.csv`` (columns image, caption, label; image paths relative to the CSV). Returns root."""
+    import csv
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "images").mkdir(exist_ok=True)
+    colours = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 60, 220)}
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("val", n_val)):
+        with open(root / f"{split}.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["image", "caption", "label"])
+            for i in range(n):
+                label = i % 3
+                name, rgb = list(colours.items())[label]
+                img = rng.integers(0, 40, (size, size, 3)).astype(np.uint8)
+                big = i % 2 == 0
+                lo, hi = (2, size - 2) if big else (6, size - 6)
+                img[lo:hi, lo:hi] = rgb
+                rel = f"images/{split}-{i}.png"
+                Image.fromarray(img).save(root / rel)
+                writer.writerow([rel, f"a {'large' if big else 'small'} {name} square", label])
+    return root

@@ -463,3 +463,25 @@ def test_a_worker_whose_grid_process_is_gone_exits():
     code = "from bayesncl.reproduce.grid import _exit_with_parent; _exit_with_parent(-5, 0.01)"
     done = subprocess.run([sys.executable, "-c", code], timeout=60)
     assert done.returncode == 1
+
+
+def test_mm_cpu_runs_two_towers_on_m1_and_m2(tmp_path):
+    """Issue 14 item 5: mm-cpu runs CLIP-style CL, MMNCL and MMNCL with the gate on M1 and M2,
+    3 seeds each; every run's config resolves through `bayesncl fit` as a multimodal run with
+    the method's preset on both towers."""
+    p = grid.PRESETS["mm-cpu"]
+    runs = 0
+    for row in p.rows:
+        for seed in row.seeds(p.seeds):
+            cfg = grid.resolved_fit_config(grid.fit_argv(p, row, seed, tmp_path, []))
+            runs += 1
+            assert cfg["task"] == "multimodal" and cfg["seed"] == seed
+            assert (
+                cfg["data"]["dataset"]
+                == {"m1": "fmnist-edges", "m2": "fmnist-captions"}[row.key.rsplit("-", 1)[1]]
+            )
+            tower = {"clip": "cl", "mmncl": "ncl", "mmbayesncl": "bayesncl"}[row.preset]
+            assert cfg["model"]["method"]["name"] == tower and cfg["model"]["pair_method"] is None
+            assert cfg["trainer"]["max_epochs"] == 3
+    assert runs == 6 * 3
+    assert {t for r in p.rows for t in r.tables} == {"mm-m1", "mm-m2"}

@@ -12,16 +12,30 @@ from bayesncl.cli import main
 from bayesncl.core.config import MethodConfig
 from bayesncl.core.presets import PRESETS
 from bayesncl.train.fit import parse_fit_args
-from bayesncl.train.recipes import CONFIG_PRESETS, PROTOCOLS, RECIPES, recipe
+from bayesncl.train.recipes import (
+    CONFIG_PRESETS,
+    MM_METHODS,
+    MM_RECIPES,
+    PROTOCOLS,
+    RECIPES,
+    recipe,
+)
 
-from ..fakedata import write_cifar, write_fashion_mnist, write_image_folder, write_imagenet100
+from ..fakedata import (
+    write_cifar,
+    write_fashion_mnist,
+    write_image_folder,
+    write_imagenet100,
+    write_pairs,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "configs").glob("*/*.yaml"))
 
 
 def test_every_dataset_and_method_has_a_config():
-    assert len(CONFIGS) == len(RECIPES) * (len(CONFIG_PRESETS) + len(PROTOCOLS))
+    single = len(RECIPES) * (len(CONFIG_PRESETS) + len(PROTOCOLS))
+    assert len(CONFIGS) == single + len(MM_RECIPES) * len(MM_METHODS)
     assert {"scl", "nscl", "bayesncl"} <= set(CONFIG_PRESETS)
 
 
@@ -35,6 +49,11 @@ def test_config_parses_into_valid_settings(path):
     parser, cfg = parse_fit_args(["--config", str(path)])
     init = parser.instantiate(cfg)
     method = init.model.method
+    if path.parent.name in MM_RECIPES:  # two towers, each with the method's preset
+        assert cfg.task == "multimodal" and init.model.pair_method is None
+        assert isinstance(method, MethodConfig) and method.name == MM_METHODS[path.stem]
+        return
+    assert cfg.task == "pretrain"
     preset = PROTOCOLS.get(path.stem, path.stem)  # finetune: the CE preset, fine-tuned
     assert isinstance(method, MethodConfig) and method.name == preset
     assert init.model.finetune == (path.stem == "finetune")
@@ -53,11 +72,17 @@ E2E = {
     "imagenet100": "bayesncl-head3",
     "imagefolder": "ncl",
     "scenes": "bayesncl",
+    # two towers (issue 14): M1, M2 and your image-caption CSV
+    "fashion-mnist-edges": "mmncl",
+    "fashion-mnist-captions": "mmbayesncl",
+    "pairs": "clip",
 }
 
 
 def test_every_dataset_has_an_end_to_end_run():
-    assert set(E2E) == set(RECIPES) == set(FAKE_DATA)
+    assert set(E2E) == set(RECIPES) | set(MM_RECIPES)
+    datasets = {recipe(d, E2E[d])["data"]["dataset"] for d in E2E}
+    assert {fake_family(d) for d in datasets} == set(FAKE_DATA)
 
 
 def test_a_new_users_image_folder_needs_only_its_data_dir(tmp_path):
@@ -90,12 +115,18 @@ FAKE_DATA = {
     "cifar100": lambda root: write_cifar(root, 100),
     "imagenet100": write_imagenet100,
     "imagefolder": lambda root: write_image_folder(root, ["cat", "dog", "owl"], 4, size=28),
+    "fmnist-edges": write_fashion_mnist,
+    "fmnist-captions": write_fashion_mnist,
+    "pairs": write_pairs,
 }
 
 
+def fake_family(dataset: str) -> str:
+    return "scenes" if dataset.startswith("scenes") else dataset  # scenes-pi80, ...
+
+
 def fake_data(dataset: str, root: Path) -> Path:
-    family = "scenes" if dataset.startswith("scenes") else dataset  # scenes-pi80, ...
-    return FAKE_DATA[family](root)
+    return FAKE_DATA[fake_family(dataset)](root)
 
 
 @pytest.mark.parametrize("dataset", sorted(E2E))
@@ -114,6 +145,9 @@ def test_config_runs_end_to_end(dataset, tmp_path, monkeypatch):
     ]  # fmt: skip
     if dataset == "imagenet100":
         args += ["--data.image_size", "32"]
+    if dataset == "pairs":  # the README's CSV example
+        args += ["--data.pairs_file", str(data_dir / "train.csv"),
+                 "--data.val_pairs_file", str(data_dir / "val.csv"), "--data.label_key", "label"]  # fmt: skip
     assert main(args) == 0
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())

@@ -24,6 +24,8 @@ from bayesncl.core.config import MethodConfig
 from bayesncl.core.gates import GateOutput
 from bayesncl.core.losses import LossTerms, gather_with_grad, is_distributed
 from bayesncl.core.pipeline import NCLHead
+from bayesncl.core.presets import method_preset
+from bayesncl.core.registry import get_objective
 from bayesncl.core.representation import Representation
 
 #: CLIP's initial temperature (logit scale 1/0.07) and the cap of the logit scale
@@ -103,8 +105,18 @@ class Tower(nn.Module):
         out_dim: int = 64,
     ) -> None:
         super().__init__()
+        config = method_preset(method) if isinstance(method, str) else method
+        refusal = (
+            f"method {config.name!r} (objective {config.objective!r}) trains on labels or has "
+            "parameters of its own; a tower of MMNCL is trained by the CLIP loss only: use a "
+            "contrastive preset (cl, ncl, ncl-topk, bayesncl, ...)"
+        )
+        if get_objective(config.objective).needs_labels:
+            raise ValueError(refusal)
         self.backbone = backbone
-        self.head = NCLHead(feature_dim, hidden_dim, out_dim, method)
+        self.head = NCLHead(feature_dim, hidden_dim, out_dim, config)
+        if any(True for _ in self.head.objective.parameters()):
+            raise ValueError(refusal)
 
     def forward(self, x: Tensor, *, soft_gate: bool = False) -> Representation:
         return self.head(self.backbone(x), soft_gate=soft_gate)

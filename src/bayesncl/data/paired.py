@@ -300,6 +300,17 @@ def fmnist_captions(
     ]
 
 
+def caption_prompts(class_name: str) -> list[str]:
+    """Zero-shot prompts of a class in M2's caption grammar: the 8 attribute combinations
+    ("a dark small wide top", ...), whose text codes are averaged into the class's prototype."""
+    return [
+        f"a {tone} {size} {shape} {class_name}"
+        for tone in ("dark", "light")
+        for size in ("small", "large")
+        for shape in ("wide", "tall")
+    ]
+
+
 def fmnist_caption_pairs(
     images: Tensor | np.ndarray,
     labels: Tensor | Sequence[int],
@@ -311,3 +322,140 @@ def fmnist_caption_pairs(
     x = _as_float_images(images)
     captions = fmnist_captions(x[:, 0], labels, thresholds)
     return PairedTensors(x, captions, torch.as_tensor(list(map(int, labels))), tokenizer)
+
+
+# ----------------------------------------------------------------------------- the registry
+@dataclass(frozen=True)
+class PairedSource:
+    """Where and how a paired dataset is read (the ``data`` section of a multimodal config).
+
+    ``pairs_file`` / ``val_pairs_file``: the CSV/JSONL files of ``pairs`` (image paths relative
+    to each file); ``image_key``, ``caption_key``, ``label_key``: their columns; ``mode``: "L" or
+    "RGB"; ``image_size``: the square size images are resized to (None: as stored, all equal).
+    """
+
+    data_dir: Path = Path("data")
+    pairs_file: str | None = None
+    val_pairs_file: str | None = None
+    image_key: str = "image"
+    caption_key: str = "caption"
+    label_key: str | None = None
+    mode: str = "RGB"
+    image_size: int | None = None
+
+
+@dataclass(frozen=True)
+class PairedSpec:
+    """A paired dataset of the registry: its partner modality (``image``: a tensor of the same
+    kind, ``text``: a caption string), class names (None: unknown) and its loader
+    ``load(train, source) -> Dataset`` of ``(x, pair, label)`` items."""
+
+    name: str
+    pair: str
+    load: Callable[[bool, PairedSource], Dataset]
+    classes: tuple[str, ...] | None
+    description: str
+
+
+def _fmnist(train: bool, source: PairedSource) -> tuple[Tensor, Tensor]:
+    from bayesncl.data.datasets import get_dataset_spec
+
+    ds = get_dataset_spec("fashion-mnist").load(train, source.data_dir, False)
+    return ds.images, torch.as_tensor(ds.targets)  # type: ignore[attr-defined]
+
+
+def _load_edges(train: bool, source: PairedSource) -> Dataset:
+    images, labels = _fmnist(train, source)
+    return fmnist_edge_pairs(images, labels)
+
+
+def _load_captions(train: bool, source: PairedSource) -> Dataset:
+    images, labels = _fmnist(train, source)
+    # the attribute thresholds are the training split's medians, for both splits
+    thresholds = caption_thresholds(images if train else _fmnist(True, source)[0])
+    return fmnist_caption_pairs(images, labels, thresholds)
+
+
+def _load_csv(train: bool, source: PairedSource) -> Dataset:
+    key = "pairs_file" if train else "val_pairs_file"
+    path = source.pairs_file if train else (source.val_pairs_file or source.pairs_file)
+    if path is None:
+        raise ValueError(
+            f"data.dataset=pairs reads image-caption pairs from files: set data.{key} (a .csv "
+            "with a header row or a .jsonl, one pair per row)"
+        )
+    transform = None
+    if source.image_size is not None:
+        size = source.image_size
+
+        def transform(image: Image.Image) -> Tensor:
+            return pil_to_tensor(image.resize((size, size), Image.BILINEAR))
+
+    return PairedCSV(
+        path,
+        source.image_key,
+        source.caption_key,
+        source.label_key,
+        mode=source.mode,
+        transform=transform,
+    )
+
+
+PAIRED_DATASETS: dict[str, PairedSpec] = {
+    spec.name: spec
+    for spec in (
+        PairedSpec(
+            "fmnist-edges",
+            "image",
+            _load_edges,
+            FMNIST_CAPTION_NAMES,
+            "M1: each Fashion-MNIST image with its Sobel edge map",
+        ),
+        PairedSpec(
+            "fmnist-captions",
+            "text",
+            _load_captions,
+            FMNIST_CAPTION_NAMES,
+            "M2: each Fashion-MNIST image with a caption of its class and measured attributes "
+            "(the caption contains the label)",
+        ),
+        PairedSpec("pairs", "text", _load_csv, None, "your image-caption pairs (CSV or JSONL)"),
+    )
+}
+
+
+def get_paired_spec(name: str) -> PairedSpec:
+    """The paired dataset ``name`` of :data:`PAIRED_DATASETS` (an error lists them)."""
+    if name not in PAIRED_DATASETS:
+        raise ValueError(
+            f"data.dataset={name!r} is not a paired dataset; use one of: "
+            f"{', '.join(PAIRED_DATASETS)}"
+        )
+    return PAIRED_DATASETS[name]
+
+
+def captions_of(ds: Dataset) -> list[str]:
+    """The caption of every item of a paired dataset with text pairs (through ``Subset``)."""
+    from torch.utils.data import Subset
+
+    if isinstance(ds, Subset):
+        inner = captions_of(ds.dataset)
+        return [inner[int(i)] for i in ds.indices]
+    if isinstance(ds, PairedCSV):
+        return ds.captions
+    if isinstance(ds, PairedTensors) and not isinstance(ds.pair, Tensor):
+        return list(ds.pair)
+    raise ValueError(f"{type(ds).__name__} has no captions (its pairs are not text)")
+
+
+def pair_labels(ds: Dataset) -> Tensor:
+    """The label of every item of a paired dataset (-1: unknown), without reading images."""
+    from torch.utils.data import Subset
+
+    if isinstance(ds, Subset):
+        return pair_labels(ds.dataset)[torch.as_tensor(list(ds.indices), dtype=torch.long)]
+    if isinstance(ds, PairedCSV):
+        return torch.tensor([row.label for row in ds.rows], dtype=torch.long)
+    if isinstance(ds, PairedTensors):
+        return ds.labels
+    return torch.tensor([int(ds[i][2]) for i in range(len(ds))], dtype=torch.long)  # type: ignore[arg-type]

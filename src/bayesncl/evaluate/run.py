@@ -7,13 +7,9 @@ interpretability metrics were computed on.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
 import sys
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -22,14 +18,15 @@ from jsonargparse import ArgumentParser
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from bayesncl._output import verbosity
 from bayesncl.data.datasets import class_names
 from bayesncl.data.scenes import nuisance_labels
 from bayesncl.data.shifts import TABLES
 from bayesncl.data.splits import EvalSplits, Transformed, eval_splits
 from bayesncl.evaluate import ncl_paper, steps
 from bayesncl.evaluate.checkpoint import load_pretrained
+from bayesncl.evaluate.common import progress, writable_dir
 from bayesncl.evaluate.extract import extract
+from bayesncl.evaluate.multimodal import checkpoint_task, evaluate_two_tower
 from bayesncl.evaluate.probe import probe_augmentation
 from bayesncl.evaluate.shifted import ood_metrics
 from bayesncl.models.encoder import Encoder
@@ -199,39 +196,12 @@ class EvalConfig:
         return list(self.select_dims) if self.select_dims else steps.default_dims(k)
 
 
-def writable_dir(path: Path, option: str) -> Path:
-    """Create ``path`` and check a file can be written there; ``ValueError`` naming it if not."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".bayesncl-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise ValueError(
-            f"cannot write to {path} ({type(err).__name__}: {err.strerror or err}): pass "
-            f"{option} with a writable directory"
-        ) from None
-    return path
-
-
 def _option_names() -> str:
     return ", ".join(f.name for f in fields(EvalConfig))
 
 
 def _loader(ds: Dataset, config: EvalConfig) -> DataLoader:
     return DataLoader(ds, batch_size=config.batch_size, num_workers=config.num_workers)
-
-
-@contextlib.contextmanager
-def progress(what: str) -> Iterator[None]:
-    """``[evaluate] what ... 3.2 s`` on stderr (nothing with -q): evaluation is never silent."""
-    if verbosity() < 0:
-        yield
-        return
-    print(f"[evaluate] {what} ...", end="", file=sys.stderr, flush=True)
-    start = time.monotonic()
-    yield
-    print(f" {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
 
 
 def run(
@@ -308,6 +278,27 @@ def run(
     return m
 
 
+#: the options of :class:`EvalConfig` a multi-modal checkpoint's evaluation takes
+MULTIMODAL_OPTIONS = ("data_dir", "probe_epochs", "train_limit", "figures", "batch_size")
+
+
+def _evaluate_multimodal(path: Path, out_dir: str | None, config: EvalConfig) -> dict[str, Any]:
+    """A ``task: multimodal`` checkpoint: ``bayesncl.evaluate.multimodal``; options it does not
+    take are refused unless left at their defaults."""
+    default = EvalConfig()
+    unused = [
+        f.name
+        for f in fields(EvalConfig)
+        if f.name not in MULTIMODAL_OPTIONS and getattr(config, f.name) != getattr(default, f.name)
+    ]
+    if unused:
+        raise ValueError(
+            f"{path} is a multimodal (two-tower) checkpoint; evaluate options {unused} apply to "
+            f"single-encoder checkpoints only (it takes: {', '.join(MULTIMODAL_OPTIONS)})"
+        )
+    return evaluate_two_tower(path, out_dir, **{k: getattr(config, k) for k in MULTIMODAL_OPTIONS})
+
+
 def evaluate_checkpoint(
     checkpoint: str, out_dir: str | None = None, **options: Any
 ) -> dict[str, Any]:
@@ -319,6 +310,8 @@ def evaluate_checkpoint(
         raise ValueError(f"unknown evaluate options {unknown}; valid: {_option_names()}")
     config = EvalConfig(**options)
     ckpt_path = Path(checkpoint)
+    if checkpoint_task(ckpt_path) == "multimodal":
+        return _evaluate_multimodal(ckpt_path, out_dir, config)
     model, run_cfg = load_pretrained(ckpt_path)
     out = writable_dir(Path(out_dir) if out_dir else ckpt_path.parent.parent / "eval", "--out_dir")
     if config.save_features:
@@ -344,5 +337,10 @@ def evaluate_main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = parser.parse_args(sys.argv[2:] if argv is None else argv)
     options = {f.name: cfg[f.name] for f in fields(EvalConfig)}
     metrics = evaluate_checkpoint(cfg.checkpoint, cfg.out_dir, **options)
-    print(markdown_table(metrics, f"{metrics['dataset']} / {metrics['method']}"))
+    if metrics.get("task") == "multimodal":
+        from bayesncl.evaluate.multimodal import markdown
+
+        print(markdown(metrics, f"{metrics['dataset']} / {metrics['method']} (two towers)"))
+    else:
+        print(markdown_table(metrics, f"{metrics['dataset']} / {metrics['method']}"))
     return metrics

@@ -16,11 +16,15 @@ def _check_pair(a: Tensor, b: Tensor) -> None:
         )
 
 
-def _recall(queries: Tensor, keys: Tensor, ks: Sequence[int], chunk: int) -> dict[int, float]:
-    """Share of queries i whose partner i is among the top k keys by cosine similarity.
+def _recall(
+    queries: Tensor, keys: Tensor, ks: Sequence[int], chunk: int, groups: Tensor | None
+) -> dict[int, float]:
+    """Share of queries i whose partner i (or, with ``groups``, any key of i's group) is among
+    the top k keys by cosine similarity.
 
-    Rank = the number of other keys j with sim(i, j) >= sim(i, i): ties count against the query,
-    so all-zero codes (every gate closed) score chance level, not a perfect recall.
+    Rank = the number of keys j outside the group with sim(i, j) >= the best similarity of a
+    key in the group: ties count against the query, so all-zero codes (every gate closed) score
+    chance level, not a perfect recall. Without ``groups`` each pair is its own group.
     """
     q = torch.nn.functional.normalize(queries.float(), dim=1)
     k = torch.nn.functional.normalize(keys.float(), dim=1)
@@ -29,25 +33,40 @@ def _recall(queries: Tensor, keys: Tensor, ks: Sequence[int], chunk: int) -> dic
     for start in range(0, n, chunk):
         sim = q[start : start + chunk] @ k.T
         rows = torch.arange(sim.shape[0])
-        own = sim[rows, rows + start]
-        at_least = (sim >= own[:, None]).sum(1) - 1  # minus the partner itself
-        ranks[start : start + chunk] = at_least
+        if groups is None:
+            same = torch.zeros_like(sim, dtype=torch.bool)
+            same[rows, rows + start] = True
+        else:
+            same = groups[start : start + chunk, None] == groups[None, :]
+        best = sim.masked_fill(~same, float("-inf")).max(1).values
+        ranks[start : start + chunk] = ((sim >= best[:, None]) & ~same).sum(1)
     return {kk: float((ranks < kk).float().mean()) for kk in ks}
 
 
 def cross_modal_retrieval(
-    a: Tensor, b: Tensor, ks: Sequence[int] = (1, 5, 10), chunk: int = 1024
+    a: Tensor,
+    b: Tensor,
+    ks: Sequence[int] = (1, 5, 10),
+    chunk: int = 1024,
+    groups: Tensor | None = None,
 ) -> dict[str, float]:
     """Recall@k of paired retrieval in both directions: row i of ``a`` should retrieve row i of
     ``b`` (``a_to_b/R@k``) and vice versa (``b_to_a/R@k``), cosine similarity, all rows as the
-    gallery. Chance level is k / n."""
+    gallery. Chance level is k / n.
+
+    ``groups`` (n,): pairs with equal ids have interchangeable partners (e.g. identical
+    captions): retrieving any of them counts, so duplicates do not cap the recall at
+    1 / (number of copies).
+    """
     _check_pair(a, b)
     n = a.shape[0]
     if not ks or min(ks) < 1 or max(ks) > n:
         raise ValueError(f"retrieval ks={list(ks)} must lie in 1..{n} (the number of pairs)")
+    if groups is not None and groups.shape != (n,):
+        raise ValueError(f"groups must have one id per pair ({n}), got {tuple(groups.shape)}")
     out = {}
     for name, (q, g) in {"a_to_b": (a, b), "b_to_a": (b, a)}.items():
-        for kk, value in _recall(q, g, ks, chunk).items():
+        for kk, value in _recall(q, g, ks, chunk, groups).items():
             out[f"{name}/R@{kk}"] = value
     return out
 

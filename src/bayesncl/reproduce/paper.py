@@ -200,6 +200,28 @@ NCL_SUPERVISED_ROWS = (
     *NCL_SUPERVISED_ROWS,
     Row("ce-ft-cl", "CE (fine-tuned from CL)", "ce", tables=("ncl-finetune",), init_from="cl"),
 )
+#: multi-modal NCL (issue 14, ncl-extras-spec §4): two towers on M1 (edge maps) and M2
+#: (captions) of Fashion-MNIST; CLIP-style CL is the baseline without non-negativity
+MM_SETTINGS: dict[str, tuple[str, str]] = {
+    "m1": ("fmnist-edges", "M1: image and its edge map"),
+    "m2": ("fmnist-captions", "M2: image and its caption"),
+}
+MM_METHOD_ROWS: tuple[tuple[str, str], ...] = (
+    ("clip", "CLIP-style CL"),
+    ("mmncl", "MMNCL"),
+    ("mmbayesncl", "MMNCL + gate (BayesNCL)"),
+)
+MM_ROWS = tuple(
+    Row(
+        f"mm-{method}-{setting}",
+        f"{label} ({setting.upper()})",
+        method,
+        tables=(f"mm-{setting}",),
+        data={"dataset": dataset},
+    )
+    for setting, (dataset, _) in MM_SETTINGS.items()
+    for method, label in MM_METHOD_ROWS
+)
 #: the shared-feature benchmark (issue 15): settings of bayesncl.data.scenes, by key
 SCENES_SETTINGS: dict[str, tuple[str, str]] = {
     "pi20": ("scenes-pi20", "shared background in 20% of images, any class"),
@@ -419,6 +441,26 @@ TABLES: dict[str, Table] = {
                 Column("sepin_at_100", "SEPIN@100", 1, 3),
                 Column("sepin_at_all", "SEPIN@all", 1, 3),
             ),
+        ),
+        *(
+            Table(
+                f"mm-{setting}",
+                f"Multi-modal NCL, {meaning} (retrieval on 1,000 test pairs; R@k in %)",
+                (
+                    Column("x_to_y/R@1", "img->pair R@1", 100, 2),
+                    Column("y_to_x/R@1", "pair->img R@1", 100, 2),
+                    Column("x_to_y/R@10", "img->pair R@10", 100, 2),
+                    Column("zero_shot_top1", "zero-shot", 100, 2),
+                    Column("x_consistency", "Cons. img", 100, 2),
+                    Column("y_consistency", "Cons. pair", 100, 2),
+                    Column("x_sparsity", "sparsity img", 1, 3),
+                    Column("y_sparsity", "sparsity pair", 1, 3),
+                    Column("x_linear_top1", "LP img", 100, 2),
+                    Column("agreement_correlation", "agreement r", 1, 3),
+                    Column("agreement_jaccard", "pair Jaccard", 1, 3),
+                ),
+            )
+            for setting, (_, meaning) in MM_SETTINGS.items()
         ),
         Table(
             "ncl-activation",
@@ -702,6 +744,17 @@ NCL_CLAIMS: tuple[Claim, ...] = (
           "fs_activation_lp", "ncl", "cl"),
     Claim("SEPIN@10: NCL above CL", "ncl-sepin", "sepin_at_10", "ncl", "cl"),
     Claim("Cons. top-200: NCL above CL", "ncl-fig3", "consistency_topm", "ncl", "cl"),
+    *(c for setting in MM_SETTINGS for c in (
+        Claim(f"{setting.upper()}: MMNCL image-tower Cons. above CLIP-style", f"mm-{setting}",
+              "x_consistency", f"mm-mmncl-{setting}", f"mm-clip-{setting}"),
+        Claim(f"{setting.upper()}: MMNCL partner-tower Cons. above CLIP-style", f"mm-{setting}",
+              "y_consistency", f"mm-mmncl-{setting}", f"mm-clip-{setting}"),
+        Claim(f"{setting.upper()}: MMNCL retrieval R@1 not below CLIP-style", f"mm-{setting}",
+              "x_to_y/R@1", f"mm-mmncl-{setting}", f"mm-clip-{setting}"),
+        Claim(f"{setting.upper()}: MMNCL dims agree across towers more than CLIP-style's",
+              f"mm-{setting}", "agreement_correlation", f"mm-mmncl-{setting}",
+              f"mm-clip-{setting}"),
+    )),
     Claim("Activations: ReLU above GELU (not non-negative), Cons.", "ncl-activation",
           "consistency", "ncl-act-relu", "ncl-act-gelu"),
     Claim("Activations: ReLU above leaky ReLU (not non-negative), Cons.", "ncl-activation",
@@ -835,6 +888,16 @@ GRIDS: dict[str, Preset] = {
         "supervised CE vs NCE (with and without projector, from scratch and fine-tuned from "
         "the NCL run of the same seed), and NCL with other activations, 3 epochs per run, "
         "3 seeds",
+    ),
+    "mm-cpu": Preset(
+        "mm-cpu",
+        "fashion-mnist-edges",
+        MM_ROWS,
+        3,
+        _CPU_FIT,
+        {"probe_epochs": 20, "train_limit": 20000},
+        "Fashion-MNIST, multi-modal NCL: CLIP-style CL, MMNCL and MMNCL with the gate on M1 "
+        "(edge maps) and M2 (captions), 3 epochs per run, 3 seeds",
     ),
     "scenes": Preset(
         "scenes",

@@ -17,7 +17,84 @@ from bayesncl.data.splits import Transformed, subset
 from bayesncl.data.views import EpochSampler, IndexedImages, MultiViewDataset, _mix
 
 
-class SSLDataModule(pl.LightningDataModule):
+class ResumableEpochs:
+    """The training stream's position, for data modules that shuffle with :class:`EpochSampler`:
+    counted as batches arrive, saved in every checkpoint (``state_dict``) and restored, so a run
+    resumed mid-epoch continues with the batches it had not seen. Needs ``self.trainer``,
+    ``self.batch_size`` and ``self.seed``."""
+
+    trainer: Any
+    batch_size: int
+    seed: int
+
+    def init_position(self) -> None:
+        self._resume_from: dict[str, int] | None = None
+        # (epoch, training batches of it done): counted, saved in checkpoints, restored
+        self._position: tuple[int, int] = (0, 0)
+
+    def epoch_sampler(self, size: int) -> EpochSampler:
+        """This rank's shuffled, drop-last sampler, starting where a resumed run stopped."""
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        sampler = EpochSampler(size, self.batch_size, self.seed, rank, world)
+        if self._resume_from is not None:
+            epoch, done = self.resume_position(self._resume_from, sampler.num_batches)
+            # Set now, not only in Lightning's set_epoch: with loader workers the first iterator
+            # is built (and prefetches from the sampler) before set_epoch is called, and a run
+            # resumed in epoch >= 1 keeps that iterator for its first epoch.
+            sampler.resume_at(epoch, done)
+            self._position = (epoch, done)
+        return sampler
+
+    def count_batch(self) -> None:
+        """One more training batch of the current epoch has arrived."""
+        epoch, done = self._position
+        current = self.trainer.current_epoch
+        self._position = (current, done + 1) if epoch == current else (current, 1)
+
+    @staticmethod
+    def resume_position(state: dict[str, int], sampler_batches: int) -> tuple[int, int]:
+        """(epoch, batches of it already trained on) where a resumed run starts.
+
+        The state holds the epoch and the batches of it done when the checkpoint was written,
+        and the epoch's length then (``trainer.num_training_batches``, which
+        ``limit_train_batches`` shortens): a finished epoch resumes at the next one. States of
+        checkpoints from before this was stored hold only ``global_step`` and are derived from it
+        (exact only with full epochs).
+        """
+        epoch = int(state.get("epoch", 0))
+        if "batches_done" in state:
+            done, length = int(state["batches_done"]), int(state["epoch_batches"])
+        else:
+            done = int(state["global_step"]) * int(state.get("accumulate", 1))
+            done, length = done - epoch * sampler_batches, sampler_batches
+        if done >= length:
+            return epoch + 1, 0
+        return epoch, max(done, 0)
+
+    def state_dict(self) -> dict[str, int]:
+        """Saved in every checkpoint: where in the data stream training stands (the epoch, the
+        training batches of it done, counted as they arrive, and the epoch's length)."""
+        t = self.trainer
+        if t is None:
+            return {}
+        epoch, done = self._position
+        if epoch != t.current_epoch:  # saved before the first batch of a new epoch
+            epoch, done = t.current_epoch, 0
+        length = t.num_training_batches
+        return {
+            "epoch": epoch,
+            "batches_done": done,
+            "epoch_batches": int(length) if length != float("inf") else 2**62,
+            "global_step": t.global_step,
+        }
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        # called while a checkpoint is restored, before the training loader is built
+        self._resume_from = dict(state) if state else None
+
+
+class SSLDataModule(ResumableEpochs, pl.LightningDataModule):
     """Data for pretraining.
 
     Args:
@@ -100,10 +177,8 @@ class SSLDataModule(pl.LightningDataModule):
             else None
         )
         self._train: Dataset | None = None
-        self._resume_from: dict[str, int] | None = None
         self._val: Dataset | None = None
-        # (epoch, training batches of it done): counted, saved in checkpoints, restored
-        self._position: tuple[int, int] = (0, 0)
+        self.init_position()
 
     def load(self, train: bool) -> Dataset:
         """The raw split (images, labels) with no transform."""
@@ -137,71 +212,19 @@ class SSLDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         self.setup()
-        trainer = self.trainer
-        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
-        sampler = EpochSampler(len(self._train), self.batch_size, self.seed, rank, world)  # type: ignore[arg-type]
-        if self._resume_from is not None:
-            epoch, done = self.resume_position(self._resume_from, sampler.num_batches)
-            # Set now, not only in Lightning's set_epoch: with loader workers the first iterator
-            # is built (and prefetches from the sampler) before set_epoch is called, and a run
-            # resumed in epoch >= 1 keeps that iterator for its first epoch.
-            sampler.resume_at(epoch, done)
-            self._position = (epoch, done)
+        sampler = self.epoch_sampler(len(self._train))  # type: ignore[arg-type]
         return self._loader(self._train, self.batch_size, sampler)  # type: ignore[arg-type]
-
-    @staticmethod
-    def resume_position(state: dict[str, int], sampler_batches: int) -> tuple[int, int]:
-        """(epoch, batches of it already trained on) where a resumed run starts.
-
-        The state holds the epoch and the batches of it done when the checkpoint was written,
-        and the epoch's length then (``trainer.num_training_batches``, which
-        ``limit_train_batches`` shortens): a finished epoch resumes at the next one. States of
-        checkpoints from before this was stored hold only ``global_step`` and are derived from it
-        (exact only with full epochs).
-        """
-        epoch = int(state.get("epoch", 0))
-        if "batches_done" in state:
-            done, length = int(state["batches_done"]), int(state["epoch_batches"])
-        else:
-            done = int(state["global_step"]) * int(state.get("accumulate", 1))
-            done, length = done - epoch * sampler_batches, sampler_batches
-        if done >= length:
-            return epoch + 1, 0
-        return epoch, max(done, 0)
 
     def val_dataloader(self) -> DataLoader:
         self.setup()
         return self._loader(self._val, self.val_batch_size)  # type: ignore[arg-type]
-
-    def state_dict(self) -> dict[str, int]:
-        """Saved in every checkpoint: where in the data stream training stands (the epoch, the
-        training batches of it done, counted as they arrive, and the epoch's length)."""
-        t = self.trainer
-        if t is None:
-            return {}
-        epoch, done = self._position
-        if epoch != t.current_epoch:  # saved before the first batch of a new epoch
-            epoch, done = t.current_epoch, 0
-        length = t.num_training_batches
-        return {
-            "epoch": epoch,
-            "batches_done": done,
-            "epoch_batches": int(length) if length != float("inf") else 2**62,
-            "global_step": t.global_step,
-        }
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        # called while a checkpoint is restored, before the training loader is built
-        self._resume_from = dict(state) if state else None
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Counts training batches (the resume position) and, on the batch path, makes the views
         on the device: (index, images, label) -> (index, views, label)."""
         if self.trainer is None or not self.trainer.training:
             return batch
-        epoch, done = self._position
-        current = self.trainer.current_epoch
-        self._position = (current, done + 1) if epoch == current else (current, 1)
+        self.count_batch()
         if self.batch_augment is None:
             return batch
         idx, images, labels = batch

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
@@ -38,7 +38,7 @@ from bayesncl.train.checkpointing import (
 )
 from bayesncl.train.csvlog import RunCSVLogger
 from bayesncl.train.datamodule import SSLDataModule
-from bayesncl.train.method_args import expand_method_args, method_dict
+from bayesncl.train.method_args import config_task, expand_method_args, method_dict
 from bayesncl.train.module import PretrainModule, check_finetune
 from bayesncl.train.progress import EpochLine
 from bayesncl.train.rundir import (
@@ -98,23 +98,24 @@ class TrainerConfig:
             raise ValueError("trainer.checkpoint_every_n_steps must be >= 1 (or null)")
 
 
-def fit_parser() -> ArgumentParser:
-    p = ArgumentParser(
-        prog="bayesncl fit",
-        description="Train a model: any method preset (CL, NCL, BayesNCL and its ablations, "
-        "SCL / non-negative SCL, supervised CE / NCE) on any dataset of the registry. "
-        f"--model.method NAME takes a preset: {', '.join(PRESETS)}; then e.g. "
-        "--model.method.gate.prior 0.5 (rho), --model.method.gate.kl_weight (lambda), "
-        "--model.method.gate.temperature (T), --model.method.tau. Datasets and their layout: "
-        "digits (scikit-learn), fashion-mnist (IDX files), cifar10/cifar100 (torchvision "
-        "folders), imagenet100 and imagefolder (DATA_DIR/train/<class>/*, DATA_DIR/val/<class>/*).",
-        exit_on_error=False,
-    )
+#: the tasks of ``bayesncl fit`` (the config's ``task`` key): pretraining of one encoder, or
+#: two towers on paired data (MMNCL / CLIP-style, ``bayesncl.train.multimodal_module``)
+TASKS = ("pretrain", "multimodal")
+
+
+def _common_args(p: ArgumentParser, task: str) -> None:
     p.add_argument(
         "--config",
         action=ActionConfigFile,
         help="a YAML config file, or a shipped config by name, e.g. digits/bayesncl "
         "(`bayesncl configs` lists them)",
+    )
+    p.add_argument(
+        "--task",
+        type=Literal[task],  # type: ignore[valid-type]
+        default=task,
+        help="pretrain (one encoder, the default) or multimodal (two towers on paired data; "
+        "set by the multimodal configs, e.g. fashion-mnist-edges/mmncl)",
     )
     p.add_argument(
         "--seed", type=int, default=0, help="seed of initialisation, shuffling, augmentation"
@@ -130,6 +131,28 @@ def fit_parser() -> ArgumentParser:
         "it although settings changed), never (start over: RUN_DIR's checkpoints are deleted), "
         "or a checkpoint path",
     )
+
+
+def fit_parser(task: str = "pretrain") -> ArgumentParser:
+    """The ``bayesncl fit`` parser of ``task`` (:data:`TASKS`)."""
+    if task not in TASKS:
+        raise ValueError(f"task={task!r}; use one of: {', '.join(TASKS)}")
+    if task == "multimodal":
+        return _multimodal_parser()
+    p = ArgumentParser(
+        prog="bayesncl fit",
+        description="Train a model: any method preset (CL, NCL, BayesNCL and its ablations, "
+        "SCL / non-negative SCL, supervised CE / NCE) on any dataset of the registry. "
+        f"--model.method NAME takes a preset: {', '.join(PRESETS)}; then e.g. "
+        "--model.method.gate.prior 0.5 (rho), --model.method.gate.kl_weight (lambda), "
+        "--model.method.gate.temperature (T), --model.method.tau. Datasets and their layout: "
+        "digits (scikit-learn), fashion-mnist (IDX files), cifar10/cifar100 (torchvision "
+        "folders), imagenet100 and imagefolder (DATA_DIR/train/<class>/*, DATA_DIR/val/<class>/*). "
+        "Two towers on paired data (MMNCL, CLIP-style): --task multimodal, see "
+        "--config fashion-mnist-edges/mmncl.",
+        exit_on_error=False,
+    )
+    _common_args(p, task)
     p.add_class_arguments(
         PretrainModule,
         "model",
@@ -141,16 +164,45 @@ def fit_parser() -> ArgumentParser:
     return p
 
 
+def _multimodal_parser() -> ArgumentParser:
+    from bayesncl.train.multimodal_module import TwoTowerModule
+    from bayesncl.train.paired_datamodule import PairedDataModule
+
+    p = ArgumentParser(
+        prog="bayesncl fit",
+        description="Train two towers on paired data (task: multimodal): MMNCL (non-negative "
+        "towers) or CLIP-style CL with the symmetric InfoNCE. --model.method / "
+        "--model.pair_method take a contrastive preset (cl, ncl, ncl-topk, bayesncl, ...). "
+        "Paired datasets: fmnist-edges (M1), fmnist-captions (M2), pairs (your CSV or JSONL "
+        "of image path and caption: --data.pairs_file).",
+        exit_on_error=False,
+    )
+    _common_args(p, "multimodal")
+    p.add_class_arguments(
+        TwoTowerModule,
+        "model",
+        skip={
+            "in_channels", "image_size", "pair_kind", "pair_channels", "vocab_size",
+            "num_classes", "tokenizer", "class_names", "batch_size_for_scaling", "seed",
+        },
+        instantiate=False,
+    )  # fmt: skip
+    p.add_class_arguments(PairedDataModule, "data", skip={"seed"}, instantiate=False)
+    p.add_class_arguments(TrainerConfig, "trainer")
+    return p
+
+
 def parse_fit_args(argv: list[str]) -> tuple[ArgumentParser, Namespace]:
     """Parse ``bayesncl fit`` arguments; option names may use dashes or underscores (also when
     ``fit`` is called directly, as ``bayesncl reproduce`` does with its extra_fit_args)."""
-    parser = fit_parser()
-    return parser, parser.parse_args(expand_method_args(dashes_to_underscores(argv)))
+    args = expand_method_args(dashes_to_underscores(argv))
+    parser = fit_parser(config_task(args))
+    return parser, parser.parse_args(args)
 
 
 def resolved_init(run_config: dict[str, Any]) -> Namespace:
     """Typed objects (dataclasses included) of a saved run config, validated like the CLI's."""
-    parser = fit_parser()
+    parser = fit_parser(run_config.get("task", "pretrain"))
     return parser.instantiate(parser.parse_object(run_config))
 
 
@@ -221,7 +273,7 @@ def resolve_stored_config(config: dict[str, Any]) -> dict[str, Any]:
     default), the old method format is converted. Unchanged when today's parser rejects it
     (the comparison then names the differing keys)."""
     try:
-        return _resolve(fit_parser(), config)
+        return _resolve(fit_parser(config.get("task", "pretrain")), config)
     except Exception:  # an old or foreign config: compare it as stored
         return config
 
@@ -272,6 +324,45 @@ def start_run(
     return None if chosen is None else str(chosen[0])
 
 
+def _build_pretrain(init: Namespace, seed: int) -> tuple[Any, Any]:
+    data = SSLDataModule(**init.data.as_dict(), seed=seed)
+    model = PretrainModule(
+        **init.model.as_dict(),
+        in_channels=data.in_channels,
+        image_size=data.image_size,
+        num_classes=data.num_classes,
+        seed=seed,
+    )
+    objective = model.encoder.head.objective
+    if data.num_views < objective.min_views:
+        raise ValueError(
+            f"data.num_views={data.num_views}, but objective {model.method.objective!r} needs "
+            f">= {objective.min_views} views per image (its positives): set data.num_views"
+        )
+    return data, model
+
+
+def _build_multimodal(init: Namespace, seed: int) -> tuple[Any, Any]:
+    from bayesncl.train.multimodal_module import TwoTowerModule
+    from bayesncl.train.paired_datamodule import PairedDataModule
+
+    data = PairedDataModule(**init.data.as_dict(), seed=seed)
+    tokenizer = data.tokenizer
+    model = TwoTowerModule(
+        **init.model.as_dict(),
+        in_channels=data.in_channels,
+        image_size=data.image_size,
+        pair_kind=data.pair_kind,
+        pair_channels=data.pair_channels or 1,
+        vocab_size=0 if tokenizer is None else tokenizer.vocab_size,
+        num_classes=data.num_classes,
+        tokenizer=None if tokenizer is None else tokenizer.to_dict(),
+        class_names=None if data.class_names is None else list(data.class_names),
+        seed=seed,
+    )
+    return data, model
+
+
 def fit(argv: list[str] | None = None, callbacks: Sequence[Any] = ()) -> Path:
     """Run ``bayesncl fit`` with command-line style arguments; returns the run directory.
 
@@ -283,24 +374,13 @@ def fit(argv: list[str] | None = None, callbacks: Sequence[Any] = ()) -> Path:
     parser, cfg = parse_fit_args(sys.argv[2:] if argv is None else argv)
     run_dir = Path(cfg.run_dir)
     check_resume_value(cfg.resume)
-    check_finetune(cfg.model.finetune, cfg.model.init_from)  # before any data is read
+    if cfg.task == "pretrain":
+        check_finetune(cfg.model.finetune, cfg.model.init_from)  # before any data is read
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     init = parser.instantiate(cfg)
     trainer_cfg: TrainerConfig = init.trainer
-    data = SSLDataModule(**init.data.as_dict(), seed=cfg.seed)
-    model = PretrainModule(
-        **init.model.as_dict(),
-        in_channels=data.in_channels,
-        image_size=data.image_size,
-        num_classes=data.num_classes,
-        seed=cfg.seed,
-    )
-    objective = model.encoder.head.objective
-    if data.num_views < objective.min_views:
-        raise ValueError(
-            f"data.num_views={data.num_views}, but objective {model.method.objective!r} needs "
-            f">= {objective.min_views} views per image (its positives): set data.num_views"
-        )
+    build = _build_multimodal if cfg.task == "multimodal" else _build_pretrain
+    data, model = build(init, cfg.seed)
     trainer = build_trainer(trainer_cfg, run_dir, callbacks)
     model.hparams.batch_size_for_scaling = data.batch_size * trainer.world_size
     dumped = parser.dump(cfg, skip_none=False)

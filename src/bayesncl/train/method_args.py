@@ -17,6 +17,9 @@ import yaml
 from bayesncl.core.presets import PRESETS, from_legacy
 from bayesncl.train.recipes import find_config, shipped_configs
 
+#: the model settings that take a method preset's name
+METHOD_KEYS = ("method", "pair_method")
+
 
 def _split(args: list[str]) -> list[tuple[str, str | None]]:
     """(option, value) pairs; ``--a=b`` and ``--a b`` both give ("--a", "b")."""
@@ -71,10 +74,31 @@ def expand_config_file(path: str) -> str:
         p = shipped
     data = yaml.safe_load(p.read_text())
     model = data.get("model") if isinstance(data, dict) else None
-    if not isinstance(model, dict) or not isinstance(model.get("method"), str):
+    if not isinstance(model, dict) or not any(isinstance(model.get(k), str) for k in METHOD_KEYS):
         return str(p)
-    model["method"] = method_dict(model["method"], model.pop("method_overrides", None))
+    if isinstance(model.get("method"), str):
+        model["method"] = method_dict(model["method"], model.pop("method_overrides", None))
+    if isinstance(model.get("pair_method"), str):  # multimodal: the partner tower's method
+        model["pair_method"] = method_dict(model["pair_method"])
     return yaml.safe_dump(data, sort_keys=False)
+
+
+def config_task(args: list[str]) -> str:
+    """The ``task`` of ``bayesncl fit`` arguments (after :func:`expand_method_args`): the last
+    ``--task`` option, else the last ``--config`` that sets one, else ``pretrain``."""
+    task = "pretrain"
+    for name, value in _split(args):
+        if name == "--config" and value is not None:
+            try:
+                text = Path(value).read_text() if Path(value).is_file() else value
+            except OSError:  # a YAML text too long for a file name
+                text = value
+            data = yaml.safe_load(text)
+            if isinstance(data, dict) and isinstance(data.get("task"), str):
+                task = data["task"]
+        elif name == "--task" and value is not None:
+            task = value
+    return task
 
 
 def expand_method_args(args: list[str]) -> list[str]:
@@ -82,7 +106,7 @@ def expand_method_args(args: list[str]) -> list[str]:
     naming a preset likewise, so later ``--model.method.gate.prior 0.5`` options change them."""
     pairs = []
     for name, value in _split(args):
-        if name == "--model.method" and value is not None:
+        if name in ("--model.method", "--model.pair_method") and value is not None:
             value = json.dumps(method_dict(value))
         elif name == "--config" and value is not None:
             value = expand_config_file(value)

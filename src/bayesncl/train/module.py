@@ -7,7 +7,6 @@ the interpretability metrics of the representation over the whole validation set
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -26,7 +25,7 @@ from bayesncl.core.presets import PRESETS, method_preset
 from bayesncl.metrics.streaming import InterpretabilityMetrics
 from bayesncl.models.backbones import Stem, build_backbone
 from bayesncl.models.encoder import Encoder
-from bayesncl.train.optim import OptimConfig, make_optimizer, make_scheduler, param_groups
+from bayesncl.train.optim import OptimConfig, lightning_optimizers, param_groups
 
 #: 2: ``hyper_parameters.method`` is a ``MethodConfig.to_dict()``; 1: a preset name plus flat
 #: ``method_overrides`` (read by ``bayesncl.core.presets.from_legacy``)
@@ -310,19 +309,7 @@ class PretrainModule(pl.LightningModule):
         modules = {"backbone": (self.encoder.backbone, cfg.lr * scale, cfg.weight_decay)}
         modules.update(self.encoder.head.param_groups(cfg.lr * scale, cfg.weight_decay, gate_lr))
         modules["classifier"] = (self.classifier, cfg.classifier_lr * scale, 0.0)
-        optimizer = make_optimizer(cfg, param_groups(modules))
-        total = int(self.trainer.estimated_stepping_batches)
-        batches = self.trainer.num_training_batches
-        per_epoch = (
-            max(1, math.ceil(batches / self.trainer.accumulate_grad_batches))
-            if math.isfinite(batches)
-            else total
-        )
-        scheduler = make_scheduler(optimizer, cfg, total, per_epoch)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        return lightning_optimizers(cfg, param_groups(modules), self.trainer)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.check_finite_training()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -160,3 +160,18 @@ def make_scheduler(
                 lambda s, st=start, en=end: warmup_cosine(s, total_steps, warmup, st, en)
             )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
+
+
+def lightning_optimizers(cfg: OptimConfig, groups: Iterable[dict], trainer: Any) -> dict[str, Any]:
+    """``configure_optimizers``' answer: the optimiser of ``groups`` and its per-step schedule
+    over the trainer's total steps (warmup counted in epochs of the trainer's batches)."""
+    optimizer = make_optimizer(cfg, groups)
+    total = int(trainer.estimated_stepping_batches)
+    batches = trainer.num_training_batches
+    per_epoch = (
+        max(1, math.ceil(batches / trainer.accumulate_grad_batches))
+        if math.isfinite(batches)
+        else total
+    )
+    scheduler = make_scheduler(optimizer, cfg, total, per_epoch)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
