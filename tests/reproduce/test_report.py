@@ -217,3 +217,27 @@ def test_no_import_cycle_between_grid_and_report():
     assert "bayesncl.reproduce.report" not in imports("grid")
     for leaf in ("paper", "provenance", "tune"):
         assert not {m for m in imports(leaf) if m.endswith((".grid", ".report"))}
+
+
+def test_the_committed_ncl_cpu_results_sit_beside_the_ncl_papers_numbers(tmp_path):
+    """Issue 13 item 7: the NCL paper's tables (in/out of distribution, Table 1, SEPIN, Table 4,
+    Fig. 3) are printed beside ours, our FT column read from the fine-tuned rows (CE from CL for
+    CL, CE from NCL for NCL), and each of its results without a row here says why."""
+    src = REPO / "docs" / "results" / "ncl-cpu" / "results.json"
+    text = write_report(str(src), str(tmp_path / "R.md"), source="x")
+    _, data = load_results(src)
+    ft_cl = data["tables"]["ncl-finetune"]["ce-ft-cl"]["objective_top1"]
+    ft_ncl = data["tables"]["ncl-finetune"]["ce-ft"]["objective_top1"]
+    lp_cl = data["tables"]["ncl-ssl"]["cl"]["linear_top1"]
+    assert "### Side by side with the NCL paper" in text
+    row = (
+        f"| CL | {lp_cl['mean']:.2f} ± {lp_cl['std']:.2f} | 87.6 ± 0.2 | 58.6 ± 0.2 | 68.7 ± 0.3 "
+        f"| {ft_cl['mean']:.2f} ± {ft_cl['std']:.2f} | 92.3 ± 0.1 | 72.6 ± 0.1 | 77.3 ± 0.5 |"
+    )
+    assert row in text
+    assert f"| {ft_ncl['mean']:.2f} ± {ft_ncl['std']:.2f} | 92.6 ± 0.1 |" in text
+    for published in ("7.43 ± 0.15", "36.1 ± 0.3", "| 82.0 |", "≈93.5 / 92 / 98", "19.8 ± 0.1"):
+        assert published in text, published
+    assert all(f"* {why}" in text for why in paper.NCL_PAPER_ABSENT)
+    # the BayesNCL paper's side-by-side is not printed for a grid without its tables
+    assert "### Side by side with the BayesNCL paper" not in text

@@ -196,7 +196,8 @@ class TwoTowerModule(pl.LightningModule):
             b = torch.cat([c for _, c in self._val_codes])
             ks = [k for k in (1, 5, 10) if k <= len(a)]
             r = cross_modal_retrieval(a, b, ks)
-            out |= {f"val/{k}": v for k, v in r.items()}
+            out |= {f"val/{k.replace('a_to_b', 'x_to_y').replace('b_to_a', 'y_to_x')}": v
+                    for k, v in r.items()}  # fmt: skip
             agree = dimension_agreement(a, b)
             out["val/mean_correlation"] = agree["mean_correlation"]
             out["val/share_both"] = agree["share_both"]
