@@ -122,9 +122,14 @@ def test_single_encoder_options_are_refused_for_two_towers(fmnist, tmp_path, cap
     args = ["fit", "--config", "fashion-mnist-edges/clip", *SMALL, "--data.data_dir",
             str(fmnist), "--run_dir", str(run), "--trainer.max_steps", "1"]  # fmt: skip
     assert main(args) == 0
-    assert main(["evaluate", str(run / "checkpoints" / "last.ckpt"), "--ood", "true"]) == 2
+    ckpt = str(run / "checkpoints" / "last.ckpt")
+    assert main(["evaluate", ckpt, "--ood", "true"]) == 2
     err = capsys.readouterr().err
     assert "multimodal (two-tower) checkpoint" in err and "'ood'" in err
+    # export reads single encoders: it says so, naming the command that reads two towers
+    assert main(["export", ckpt, str(tmp_path / "exported")]) == 2
+    err = capsys.readouterr().err
+    assert "two-tower (multimodal) checkpoint" in err and "Traceback" not in err
 
 
 def _epoch_loss(run_dir: Path) -> float:

@@ -33,6 +33,12 @@ def load_pretrained(path: str | Path):
         raise CheckpointError(
             f"{path} is not a bayesncl pretraining checkpoint (no 'bayesncl' section)"
         )
+    if ckpt["bayesncl"].get("task") == "multimodal":
+        raise CheckpointError(
+            f"{path} is a two-tower (multimodal) checkpoint: `bayesncl evaluate` reads it "
+            "(bayesncl.evaluate.multimodal.load_two_tower in Python); this command takes "
+            "single-encoder checkpoints"
+        )
     hp: dict[str, Any] = dict(ckpt["hyper_parameters"])
     run_config = ckpt["bayesncl"].get("config") or {}
     if isinstance(hp.get("method"), str):  # format 1: preset name + flat method_overrides

@@ -311,6 +311,12 @@ def read_checkpoint(path: str | Path) -> TrainedEncoderParts:
         raise ModelFileError(f"checkpoint {path} is corrupt or not a PyTorch file: {err}") from None
     if not isinstance(ckpt, dict) or "hyper_parameters" not in ckpt or "state_dict" not in ckpt:
         raise ModelFileError(f"{path} is not a bayesncl fit checkpoint (no hyper_parameters)")
+    if (ckpt.get("bayesncl") or {}).get("task") == "multimodal":
+        raise ModelFileError(
+            f"{path} is a two-tower (multimodal) checkpoint: `bayesncl evaluate` reads it "
+            "(bayesncl.evaluate.multimodal.load_two_tower in Python); export, encode and browse "
+            "take single-encoder checkpoints"
+        )
     hp = dict(ckpt["hyper_parameters"])
     method = hp.get("method")
     if isinstance(method, str):  # format 1: preset name + flat method_overrides
