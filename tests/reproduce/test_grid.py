@@ -466,8 +466,8 @@ def test_a_worker_whose_grid_process_is_gone_exits():
 
 
 def test_mm_cpu_runs_two_towers_on_m1_and_m2(tmp_path):
-    """Issue 14 item 5: mm-cpu runs CLIP-style CL, MMNCL and MMNCL with the gate on M1 and M2,
-    3 seeds each; every run's config resolves through `bayesncl fit` as a multimodal run with
+    """Issue 14 item 5: mm-cpu runs CLIP-style CL, MMNCL (also at tau 0.05) and MMNCL with the
+    gate on M1 and M2, 3 seeds each; every run's config resolves through `bayesncl fit` as a multimodal run with
     the method's preset on both towers."""
     p = grid.PRESETS["mm-cpu"]
     runs = 0
@@ -483,5 +483,6 @@ def test_mm_cpu_runs_two_towers_on_m1_and_m2(tmp_path):
             tower = {"clip": "cl", "mmncl": "ncl", "mmbayesncl": "bayesncl"}[row.preset]
             assert cfg["model"]["method"]["name"] == tower and cfg["model"]["pair_method"] is None
             assert cfg["trainer"]["max_epochs"] == 3
-    assert runs == 6 * 3
+            assert cfg["model"]["temperature"] == (0.05 if "tau" in row.key else 0.1)
+    assert runs == 8 * 3
     assert {t for r in p.rows for t in r.tables} == {"mm-m1", "mm-m2"}

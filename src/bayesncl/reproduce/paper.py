@@ -90,6 +90,7 @@ class Row:
     init_from: str | None = None  # fine-tuned from this row's checkpoint of the same seed
     data: dict[str, Any] = field(default_factory=dict)  # changes to the data section
     evaluate: dict[str, Any] = field(default_factory=dict)  # evaluation options of this row
+    model: dict[str, Any] = field(default_factory=dict)  # changes to model settings (not method)
     #: with ``init_from``: the dataset's fine-tuning schedule (``recipes.FINETUNE``) instead of
     #: its supervised one (ncl-cpu keeps the latter, as its published runs were made)
     finetune: bool = False
@@ -112,6 +113,7 @@ class Row:
             }
             | ({"finetune": True} if self.finetune else {})
             | ({"evaluate": self.evaluate} if self.evaluate else {})
+            | ({"model": self.model} if self.model else {})
         )
 
 
@@ -221,6 +223,19 @@ MM_ROWS = tuple(
     )
     for setting, (dataset, _) in MM_SETTINGS.items()
     for method, label in MM_METHOD_ROWS
+)
+#: non-negative unit codes have cosine similarities in [0, 1], not [-1, 1]: at tau = 0.05 MMNCL's
+#: logits span the range CLIP-style CL's do at the recipes' 0.1
+MM_ROWS += tuple(
+    Row(
+        f"mm-mmncl-tau0.05-{setting}",
+        f"MMNCL, tau 0.05 ({setting.upper()})",
+        "mmncl",
+        tables=(f"mm-{setting}",),
+        data={"dataset": dataset},
+        model={"temperature": 0.05},
+    )
+    for setting, (dataset, _) in MM_SETTINGS.items()
 )
 #: the shared-feature benchmark (issue 15): settings of bayesncl.data.scenes, by key
 SCENES_SETTINGS: dict[str, tuple[str, str]] = {
@@ -1039,8 +1054,9 @@ GRIDS: dict[str, Preset] = {
         3,
         _CPU_FIT,
         {"probe_epochs": 20, "train_limit": 20000},
-        "Fashion-MNIST, multi-modal NCL: CLIP-style CL, MMNCL and MMNCL with the gate on M1 "
-        "(edge maps) and M2 (captions), 3 epochs per run, 3 seeds",
+        "Fashion-MNIST, multi-modal NCL: CLIP-style CL, MMNCL (at the recipe's tau 0.1 and at "
+        "0.05) and MMNCL with the gate on M1 (edge maps) and M2 (captions), 3 epochs per run, "
+        "3 seeds",
     ),
     "scenes": Preset(
         "scenes",
@@ -1093,6 +1109,8 @@ def row_fit_config(dataset: str, row: Row) -> dict[str, Any]:
         cfg["model"]["optim"] = {**cfg["model"].get("optim", {}), **row.optim}
     if row.data:
         cfg["data"] = {**cfg["data"], **row.data}
+    if row.model:
+        cfg["model"] = {**cfg["model"], **row.model}
     return cfg
 
 
