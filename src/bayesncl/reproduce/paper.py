@@ -471,6 +471,8 @@ TABLES: dict[str, Table] = {
                     Column("x_sparsity", "sparsity img", 1, 3),
                     Column("y_sparsity", "sparsity pair", 1, 3),
                     Column("x_linear_top1", "LP img", 100, 2),
+                    Column("x_active_dims", "live dims img", 1, 0),
+                    Column("agreement_share_both", "dims live in both", 1, 2),
                     Column("agreement_correlation", "agreement r", 1, 3),
                     Column("agreement_jaccard", "pair Jaccard", 1, 3),
                 ),
