@@ -42,6 +42,10 @@ DATASET_INFO: dict[str, DatasetInfo] = {
     "imagenet100": DatasetInfo("ImageNet-100", "IN-100"),
     "digits": DatasetInfo("digits (8x8)", "digits", balanced=False),
     "scenes": DatasetInfo("Fashion-MNIST on textured backgrounds (scenes)", "scenes"),
+    # the mm-cpu grid's recipe (its M2 rows switch data.dataset to the captions)
+    "fashion-mnist-edges": DatasetInfo(
+        "Fashion-MNIST pairs (M1: edge maps; the M2 rows: captions)", "F-MNIST pairs"
+    ),
 }
 
 
