@@ -82,7 +82,7 @@ def test_m2_stores_its_tokenizer_and_scores_zero_shot_with_the_caveat(fmnist, tm
     assert 1 <= metrics["retrieval_distinct_partners"] <= 32
 
 
-def test_a_users_csv_trains_with_the_readme_command(tmp_path):
+def test_a_users_csv_trains_with_the_readme_command(tmp_path, capsys):
     """The README's example: a CSV of image path and caption (plus labels here)."""
     data = write_pairs(tmp_path / "pairs")
     run = tmp_path / "run"
@@ -95,7 +95,17 @@ def test_a_users_csv_trains_with_the_readme_command(tmp_path):
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     assert metrics["dataset"] == "pairs" and metrics["retrieval_pairs"] == 8
     assert "x_linear_top1" in metrics  # labelled: probes run
-    assert any("class names" in n for n in metrics["notes"])  # no names: no zero-shot
+    assert any("data.class_names" in n for n in metrics["notes"])  # no names: no zero-shot
+    # with a name per label, zero-shot from generic prompts ("a {name}", "a photo of a {name}")
+    named = tmp_path / "named"
+    names = ["--data.class_names", '["red square", "green square", "blue square"]']
+    assert main([*args[:-1], str(named), *names]) == 0
+    assert main(["evaluate", str(named / "checkpoints" / "last.ckpt"), *QUICK_EVAL]) == 0
+    metrics = json.loads((named / "eval" / "metrics.json").read_text())
+    assert 0 <= metrics["zero_shot_top1"] <= 1 and "class_names" not in str(metrics["notes"])
+    # a name too few, or names for a dataset that has its own, stop at start-up
+    assert main([*args[:-1], str(tmp_path / "bad"), "--data.class_names", '["red", "green"]']) == 2
+    assert "data.class_names has 2 names, but the pairs' labels reach 2" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import pickle
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,20 +105,30 @@ def _encode_captions(model: TwoTowerModule, captions: Sequence[str]) -> Tensor:
         return model.model.tower_y(model.tokenizer(list(captions))).output
 
 
+def generic_prompts(class_name: str) -> list[str]:
+    """Prompts of a class for captions of unknown grammar (your own pairs)."""
+    return [f"a {class_name}", f"a photo of a {class_name}"]
+
+
 def zero_shot(
-    model: TwoTowerModule, codes_x: Tensor, labels: Tensor, class_names: Sequence[str]
+    model: TwoTowerModule,
+    codes_x: Tensor,
+    labels: Tensor,
+    class_names: Sequence[str],
+    prompts: Callable[[str], list[str]] = caption_prompts,
 ) -> dict[str, float]:
     """Top-1 of the nearest class prototype (cosine): the mean of the unit text codes of each
-    class's prompts (:func:`~bayesncl.data.paired.caption_prompts`), and of "a {class}"."""
+    class's ``prompts`` (M2: :func:`~bayesncl.data.paired.caption_prompts`, its caption
+    grammar; your pairs: :func:`generic_prompts`), and of "a {class}" alone."""
     x = F.normalize(codes_x.float(), dim=1)
     out = {}
-    for key, prompts in (
-        ("zero_shot_top1", caption_prompts),
+    for key, make in (
+        ("zero_shot_top1", prompts),
         ("zero_shot_plain_top1", lambda name: [f"a {name}"]),
     ):
         protos = torch.stack(
             [
-                F.normalize(_encode_captions(model, prompts(n)).float(), dim=1).mean(0)
+                F.normalize(_encode_captions(model, make(n)).float(), dim=1).mean(0)
                 for n in class_names
             ]
         )
@@ -301,13 +311,19 @@ def evaluate_two_tower(
         notes.append("the pairs have no labels: no consistency, probes or zero-shot")
     if hp.pair_kind == "text" and labelled and hp.class_names:
         with progress("zero-shot from prompts"):
-            metrics |= zero_shot(model, vx, vlabels, hp.class_names)
+            own = data.spec.name == "fmnist-captions"
+            metrics |= zero_shot(
+                model, vx, vlabels, hp.class_names, caption_prompts if own else generic_prompts
+            )
         if data.spec.name == "fmnist-captions":
             notes.append(CAPTION_CAVEAT)
     elif hp.pair_kind == "image":
         notes.append("zero-shot classification needs text prompts: not defined for image partners")
     else:
-        notes.append("zero-shot needs class names (a labelled dataset of the registry)")
+        notes.append(
+            "zero-shot needs labels and class names: for your pairs set data.label_key and "
+            "data.class_names"
+        )
     metrics["notes"] = notes
     title = f"{data.spec.name} / {model.method.name} (two towers)"
     if figures:

@@ -57,6 +57,8 @@ class PairedDataModule(ResumableEpochs, pl.LightningDataModule):
         train_subset, val_subset: use only this many pairs (quick runs, tests).
         min_count, max_length: the tokenizer's vocabulary (words seen at least ``min_count``
             times in the training captions) and caption length in tokens.
+        class_names: ``pairs`` with labels: the name of each label (index = label), for
+            zero-shot classification from prompts ("a {name}", "a photo of a {name}").
         seed: seed of shuffling.
     """
 
@@ -78,6 +80,7 @@ class PairedDataModule(ResumableEpochs, pl.LightningDataModule):
         val_subset: int | None = None,
         min_count: int = 1,
         max_length: int = 16,
+        class_names: list[str] | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -128,7 +131,20 @@ class PairedDataModule(ResumableEpochs, pl.LightningDataModule):
             self.pair_channels, self.pair_size = int(pair0.shape[0]), int(pair0.shape[-1])
         labels = pair_labels(self._train_raw)
         self.labels_known = bool((labels >= 0).all())
-        self.class_names = self.spec.classes
+        if class_names is not None and self.spec.classes is not None:
+            raise ValueError(
+                f"data.class_names: data.dataset={dataset} names its classes itself; set "
+                "class names only for your own pairs (data.dataset=pairs)"
+            )
+        if class_names is not None and (
+            not self.labels_known or len(class_names) <= int(labels.max())
+        ):
+            raise ValueError(
+                f"data.class_names has {len(class_names)} names, but the pairs' labels "
+                f"{'are missing (set data.label_key)' if not self.labels_known else f'reach {int(labels.max())}'}"
+                ": give one name per label, in label order"
+            )
+        self.class_names = tuple(class_names) if class_names is not None else self.spec.classes
         #: classes of the labels (0 when unknown): the class names' count, else max label + 1
         self.num_classes = (
             0
