@@ -172,3 +172,39 @@ def test_two_process_ddp_two_towers_match_one_process(fmnist, tmp_path):
     )  # fmt: skip
     assert two.returncode == 0, two.stderr[-3000:]
     assert _epoch_loss(ddp) == pytest.approx(_epoch_loss(single), rel=1e-5), env_note
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+def test_a_run_crashed_mid_epoch_resumes_to_the_same_weights(fmnist, tmp_path):
+    """Reliability: two towers that crash in step 6 (resumed from step 5: mid-epoch, 4 steps per
+    epoch) and are
+    rerun with the same command end with the weights of a run that never stopped: the data
+    position and the per-step randomness (the gate's noise) come back with the checkpoint."""
+    from lightning.pytorch.callbacks import Callback
+
+    from bayesncl.train.fit import fit
+
+    class CrashAt(Callback):
+        def on_train_batch_end(self, trainer, *args, **kwargs) -> None:
+            # checkpoint callbacks run after the others: step 6's is never written
+            if trainer.global_step == 6:
+                raise _Crash("crash at step 6")
+
+    common = ["--config", "fashion-mnist-captions/mmbayesncl", *SMALL, "--data.data_dir",
+              str(fmnist), "--trainer.max_epochs", "2", "--trainer.limit_val_batches", "0",
+              "--trainer.checkpoint_every_n_steps", "1"]  # fmt: skip
+    straight, crashed = tmp_path / "straight", tmp_path / "crashed"
+    assert main(["fit", *common, "--run_dir", str(straight)]) == 0
+    with pytest.raises(_Crash):
+        fit([*common, "--run_dir", str(crashed)], callbacks=[CrashAt()])
+    ckpt = crashed / "checkpoints" / "last.ckpt"
+    assert torch.load(ckpt, weights_only=True)["global_step"] == 5
+    assert main(["fit", *common, "--run_dir", str(crashed)]) == 0  # the same command again
+    a = torch.load(straight / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    b = torch.load(ckpt, weights_only=True)["state_dict"]
+    assert torch.load(ckpt, weights_only=True)["global_step"] == 8 and a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
