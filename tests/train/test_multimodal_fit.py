@@ -179,10 +179,10 @@ class _Crash(RuntimeError):
 
 
 def test_a_run_crashed_mid_epoch_resumes_to_the_same_weights(fmnist, tmp_path):
-    """Reliability: two towers that crash in step 6 (resumed from step 5: mid-epoch, 4 steps per
-    epoch) and are
-    rerun with the same command end with the weights of a run that never stopped: the data
-    position and the per-step randomness (the gate's noise) come back with the checkpoint."""
+    """Reliability: two towers that crash in step 6 and are rerun with the same command (they
+    resume from step 5: mid-epoch, 4 steps per epoch) end with the weights of a run that never
+    stopped: the data position and the per-step randomness (the gate's noise) come back with
+    the checkpoint."""
     from lightning.pytorch.callbacks import Callback
 
     from bayesncl.train.fit import fit
