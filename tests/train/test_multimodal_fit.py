@@ -208,3 +208,20 @@ def test_a_run_crashed_mid_epoch_resumes_to_the_same_weights(fmnist, tmp_path):
     assert torch.load(ckpt, weights_only=True)["global_step"] == 8 and a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_a_diverging_two_tower_run_stops_and_keeps_no_nan_checkpoint(fmnist, tmp_path, capsys):
+    """The shared non-finite guard (bayesncl.train.finite) stops two towers too, naming the
+    cause, and whatever checkpoint was written is finite (the periodic check is set beyond the
+    run, so the guard before the checkpoint is what stops it)."""
+    run = tmp_path / "nan"
+    args = ["fit", "--config", "fashion-mnist-edges/mmncl", *SMALL, "--data.data_dir", str(fmnist),
+            "--run_dir", str(run), "--model.optim.name", "sgd", "--model.optim.lr", "1e12",
+            "--model.finite_check_every", "1000", "--trainer.max_steps", "4"]  # fmt: skip
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "non-finite" in err and "optim.lr=1000000000000.0" in err
+    ckpt = run / "checkpoints" / "last.ckpt"
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+        assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())

@@ -25,6 +25,7 @@ from bayesncl.core.presets import PRESETS, method_preset
 from bayesncl.metrics.streaming import InterpretabilityMetrics
 from bayesncl.models.backbones import Stem, build_backbone
 from bayesncl.models.encoder import Encoder
+from bayesncl.train.finite import FiniteGuard
 from bayesncl.train.optim import OptimConfig, lightning_optimizers, param_groups
 
 #: 2: ``hyper_parameters.method`` is a ``MethodConfig.to_dict()``; 1: a preset name plus flat
@@ -43,7 +44,7 @@ def check_finetune(finetune: bool, init_from: str | None) -> None:
         )
 
 
-class PretrainModule(pl.LightningModule):
+class PretrainModule(FiniteGuard, pl.LightningModule):
     """Pretraining of one method: a :class:`MethodConfig` of the core's representation path.
 
     Args:
@@ -142,8 +143,6 @@ class PretrainModule(pl.LightningModule):
         self._epoch_keys: list[str] = []
         self._epoch_sums: Tensor | None = None
         self._epoch_steps = 0
-        # non-finite flags since the last check: input, representation, loss, gradient
-        self._nonfinite: Tensor | None = None
 
     def init_backbone_from(self, path: str) -> None:
         """Load the backbone of another ``bayesncl fit`` checkpoint (weights only, strict)."""
@@ -201,50 +200,6 @@ class PretrainModule(pl.LightningModule):
         if trainer is None or (self.global_step + 1) % max(trainer.log_every_n_steps, 1) == 0:
             self.log_dict(logs, on_step=True, on_epoch=False, batch_size=idx.shape[0])
         return terms.total + ce
-
-    # ------------------------------------------------------------ finite checks
-    def _flag_nonfinite(self, slot: int, value: Tensor) -> None:
-        """Record on the device (no host sync) whether ``value`` has a NaN/Inf."""
-        if not self.hparams.finite_check_every:
-            return
-        if self._nonfinite is None:
-            self._nonfinite = torch.zeros(4, dtype=torch.bool, device=value.device)
-        self._nonfinite[slot] |= ~torch.isfinite(value.detach()).all()
-
-    def on_before_optimizer_step(self, optimizer: Any) -> None:
-        grads = [p.grad for p in self.parameters() if p.grad is not None]
-        if grads:
-            self._flag_nonfinite(3, torch.nn.utils.get_total_norm(grads))
-
-    def check_finite_training(self) -> None:
-        """Raise ``FloatingPointError`` naming what went non-finite and the likely cause.
-
-        Called every ``finite_check_every`` steps, before validation and before every checkpoint
-        is written, so no checkpoint holds NaN weights: the last finite one is kept.
-        """
-        if self._nonfinite is None or not bool(self._nonfinite.any()):
-            return
-        flags = self._nonfinite.tolist()
-        bad_weights = any(not bool(torch.isfinite(p).all()) for p in self.parameters())
-        what = [
-            n for n, f in zip(("input images", "representation", "loss", "gradients"), flags) if f
-        ]
-        if bad_weights:
-            what.append("weights")
-        if flags[0]:
-            cause = "the data contain NaN/Inf values: check the dataset files and normalisation"
-        elif flags[3] or bad_weights:
-            cause = (
-                f"the optimisation diverged: lower the learning rate (optim.lr={self.optim_cfg.lr}) "
-                "or use trainer.precision=32-true / bf16-mixed instead of 16-mixed"
-            )
-        else:
-            cause = "lower the learning rate, raise method.tau, or check the gate settings"
-        raise FloatingPointError(
-            f"training stopped at step {self.global_step}: non-finite {', '.join(what)}. "
-            f"Likely cause: {cause}. No checkpoint was written with these values; the last "
-            "finite checkpoint is kept."
-        )
 
     def _accumulate_epoch_logs(self, logs: dict[str, Tensor]) -> None:
         values = torch.stack([v.detach().float() for v in logs.values()])

@@ -26,6 +26,7 @@ from bayesncl.metrics.crossmodal import cross_modal_retrieval, dimension_agreeme
 from bayesncl.metrics.streaming import InterpretabilityMetrics
 from bayesncl.models.backbones import Stem, build_backbone
 from bayesncl.models.text import TextTower, Tokenizer
+from bayesncl.train.finite import FiniteGuard
 from bayesncl.train.optim import OptimConfig, lightning_optimizers, param_groups
 
 #: the tasks of ``bayesncl fit`` (the config's ``task`` key)
@@ -40,7 +41,7 @@ def _method(method: MethodConfig | Mapping[str, Any] | str) -> MethodConfig:
     return method
 
 
-class TwoTowerModule(pl.LightningModule):
+class TwoTowerModule(FiniteGuard, pl.LightningModule):
     """MMNCL / CLIP-style pretraining of two towers sharing the representation width K.
 
     Args:
@@ -53,12 +54,16 @@ class TwoTowerModule(pl.LightningModule):
         text_embed_dim, text_hidden_dim, text_width: the text tower (caption partners).
         proj_hidden_dim, proj_output_dim: each tower's projector H and K.
         optim: optimiser and schedule (the temperature gets the base rate, no weight decay).
-        finite_check_every: every this many steps, stop if the loss or a gradient was NaN/Inf.
+        finite_check_every: every this many steps, stop if an input image, a representation,
+            the loss or a gradient was NaN/Inf (``bayesncl.train.finite``); the weights are
+            always checked before a checkpoint is written.
         val_retrieval_limit: validation pairs scored by retrieval (the first ones; R@k depends
             on the gallery size, so it is fixed).
         in_channels, image_size, pair_kind, pair_channels, vocab_size, num_classes, tokenizer,
         class_names: set from the data module (stored, so a checkpoint rebuilds the model).
     """
+
+    finite_hint = "lower the learning rate, or use a fixed model.temperature"
 
     def __init__(
         self,
@@ -126,7 +131,6 @@ class TwoTowerModule(pl.LightningModule):
         self.val_y = InterpretabilityMetrics(k, max(num_classes, 1), spectral=False)
         self._val_codes: list[tuple[Tensor, Tensor]] = []
         self.run_config: dict[str, Any] | None = None
-        self._nonfinite: Tensor | None = None
 
     # ----------------------------------------------------------------- training
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
@@ -136,8 +140,9 @@ class TwoTowerModule(pl.LightningModule):
         _, x, pair, _ = batch
         rep_x, rep_y = self.model(x, pair)
         terms = self.model.loss_of(rep_x, rep_y)
-        flag = ~torch.isfinite(terms.total.detach())
-        self._nonfinite = flag if self._nonfinite is None else self._nonfinite | flag
+        self._flag_nonfinite(0, x)
+        self._flag_nonfinite(1, torch.cat([rep_x.z, rep_y.z]))
+        self._flag_nonfinite(2, terms.total)
         every = self.hparams.finite_check_every
         if every and self.global_step % every == 0:
             check_finite(terms)
@@ -154,24 +159,6 @@ class TwoTowerModule(pl.LightningModule):
         self.log("train/loss_epoch", terms.total.detach(), on_step=False, on_epoch=True,
                  sync_dist=True, batch_size=x.shape[0])  # fmt: skip
         return terms.total
-
-    def on_before_optimizer_step(self, optimizer: Any) -> None:
-        grads = [p.grad for p in self.parameters() if p.grad is not None]
-        if grads and self.hparams.finite_check_every:
-            flag = ~torch.isfinite(torch.nn.utils.get_total_norm(grads))
-            self._nonfinite = flag if self._nonfinite is None else self._nonfinite | flag
-
-    def check_finite_training(self) -> None:
-        """Raise ``FloatingPointError`` when the loss or a gradient went NaN/Inf since the last
-        check (before validation and before every checkpoint: none holds NaN weights)."""
-        bad_weights = any(not bool(torch.isfinite(p).all()) for p in self.parameters())
-        if (self._nonfinite is None or not bool(self._nonfinite)) and not bad_weights:
-            return
-        raise FloatingPointError(
-            f"training stopped at step {self.global_step}: non-finite loss, gradients or "
-            f"weights. Lower the learning rate (optim.lr={self.optim_cfg.lr}) or use a fixed "
-            "model.temperature; the last finite checkpoint is kept."
-        )
 
     # --------------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:
