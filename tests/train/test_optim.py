@@ -98,3 +98,13 @@ def test_step_schedule_decays_at_the_given_epochs():
     assert lrs[19] == 1.0 and lrs[20] == pytest.approx(0.1) and lrs[30] == pytest.approx(0.01)
     with pytest.raises(ValueError, match=r"needs optim\.decay_at"):
         OptimConfig(schedule="step")
+
+
+def test_rates_follow_the_linear_rule_and_the_gate_keeps_its_own():
+    """The one rule both Lightning modules use: lr x batch/256; the gate's rate is unscaled
+    (official) unless scale_gate_lr, and follows the scaled lr when gate_lr is None."""
+    cfg = OptimConfig(lr=0.4, gate_lr=0.1)
+    assert cfg.lr_scale(512) == 2.0 and cfg.gate_rate(2.0) == 0.1
+    assert OptimConfig(gate_lr=0.1, scale_gate_lr=True).gate_rate(2.0) == 0.2
+    assert OptimConfig(lr=0.4, gate_lr=None).gate_rate(2.0) == 0.8
+    assert OptimConfig(lr_scaling="none").lr_scale(512) == 1.0

@@ -255,12 +255,8 @@ class PretrainModule(FiniteGuard, pl.LightningModule):
     # -------------------------------------------------------------- optimisers
     def configure_optimizers(self) -> dict[str, Any]:
         cfg = self.optim_cfg
-        scale = self.hparams.batch_size_for_scaling / 256 if cfg.lr_scaling == "linear" else 1.0
-        gate_lr = (
-            cfg.lr * scale
-            if cfg.gate_lr is None
-            else cfg.gate_lr * (scale if cfg.scale_gate_lr else 1.0)
-        )
+        scale = cfg.lr_scale(self.hparams.batch_size_for_scaling)
+        gate_lr = cfg.gate_rate(scale)
         modules = {"backbone": (self.encoder.backbone, cfg.lr * scale, cfg.weight_decay)}
         modules.update(self.encoder.head.param_groups(cfg.lr * scale, cfg.weight_decay, gate_lr))
         modules["classifier"] = (self.classifier, cfg.classifier_lr * scale, 0.0)

@@ -202,9 +202,8 @@ class TwoTowerModule(FiniteGuard, pl.LightningModule):
     # -------------------------------------------------------------- optimisers
     def configure_optimizers(self) -> dict[str, Any]:
         cfg = self.optim_cfg
-        scale = self.hparams.batch_size_for_scaling / 256 if cfg.lr_scaling == "linear" else 1.0
-        lr = cfg.lr * scale
-        gate_lr = lr if cfg.gate_lr is None else cfg.gate_lr * (scale if cfg.scale_gate_lr else 1.0)
+        scale = cfg.lr_scale(self.hparams.batch_size_for_scaling)
+        lr, gate_lr = cfg.lr * scale, cfg.gate_rate(scale)
         modules: dict[str, tuple[torch.nn.Module, float, float]] = {}
         for name, tower in (("x", self.model.tower_x), ("y", self.model.tower_y)):
             modules[f"{name}.backbone"] = (tower.backbone, lr, cfg.weight_decay)

@@ -74,6 +74,17 @@ class OptimConfig:
         if not 0 < self.decay_rate <= 1:
             raise ValueError(f"optim.decay_rate={self.decay_rate!r} must be in (0, 1]")
 
+    def lr_scale(self, total_batch: int) -> float:
+        """The linear scaling rule's factor, total batch / 256 (1 with ``lr_scaling="none"``)."""
+        return total_batch / 256 if self.lr_scaling == "linear" else 1.0
+
+    def gate_rate(self, scale: float) -> float:
+        """The gate's rate: ``lr x scale`` when ``gate_lr`` is None, else ``gate_lr`` (scaled
+        too only with ``scale_gate_lr``, as officially it is not)."""
+        if self.gate_lr is None:
+            return self.lr * scale
+        return self.gate_lr * (scale if self.scale_gate_lr else 1.0)
+
 
 def no_decay(name: str, param: nn.Parameter) -> bool:
     """Biases and normalisation weights (every 1-D tensor): no weight decay, no LARS."""
