@@ -18,8 +18,9 @@ class CheckpointError(ValueError):
     """The file is missing, unreadable, or not a bayesncl pretraining checkpoint."""
 
 
-def load_pretrained(path: str | Path):
-    """(PretrainModule in eval mode, the run config dict) from a ``bayesncl fit`` checkpoint."""
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The dict of a ``bayesncl fit`` checkpoint, read weights-only (no code is unpickled);
+    :class:`CheckpointError` when it is missing, unreadable or not bayesncl's."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
@@ -33,7 +34,21 @@ def load_pretrained(path: str | Path):
         raise CheckpointError(
             f"{path} is not a bayesncl pretraining checkpoint (no 'bayesncl' section)"
         )
-    if ckpt["bayesncl"].get("task") == "multimodal":
+    return ckpt
+
+
+def checkpoint_task(ckpt: dict[str, Any]) -> str:
+    """The ``bayesncl fit`` task that wrote a checkpoint (:func:`read_checkpoint`'s dict):
+    ``pretrain`` or ``multimodal``."""
+    return str(ckpt["bayesncl"].get("task", "pretrain"))
+
+
+def load_pretrained(path: str | Path, ckpt: dict[str, Any] | None = None):
+    """(PretrainModule in eval mode, the run config dict) from a ``bayesncl fit`` checkpoint
+    (``ckpt``: its dict, when :func:`read_checkpoint` has read it already)."""
+    path = Path(path)
+    ckpt = read_checkpoint(path) if ckpt is None else ckpt
+    if checkpoint_task(ckpt) == "multimodal":
         raise CheckpointError(
             f"{path} is a two-tower (multimodal) checkpoint: `bayesncl evaluate` reads it "
             "(bayesncl.evaluate.multimodal.load_two_tower in Python); this command takes "

@@ -1,13 +1,16 @@
-"""Small helpers every evaluation shares: a writable output folder and progress lines."""
+"""Small helpers every evaluation shares: a writable output folder, progress lines and the
+metrics.md table."""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from bayesncl._output import verbosity
 
@@ -37,3 +40,31 @@ def progress(what: str) -> Iterator[None]:
     start = time.monotonic()
     yield
     print(f" {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
+
+
+def format_value(value: float, scale: float = 1) -> str:
+    """``value * scale`` to 4 significant digits; NaN and Inf as ``nan`` / ``inf`` (e.g. the
+    consistency of a matrix with no active dimension), never as a plausible number."""
+    v = float(value)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return f"{v * scale:.4g}"
+
+
+def _md(text: str) -> str:
+    """Text for a markdown table cell: ``|`` escaped (labels such as "mean |corr|")."""
+    return text.replace("|", "\\|")
+
+
+def metrics_table(
+    metrics: dict[str, Any], title: str, rows: Sequence[tuple[str, str, float]]
+) -> str:
+    """``metrics`` as a two-column markdown table: one line per (key, label, scale) of ``rows``
+    whose key is present, values by :func:`format_value`."""
+    lines = [f"### {title}", "", "| metric | value |", "|---|---|"]
+    for key, label, scale in rows:
+        if key in metrics and metrics[key] is not None:
+            lines.append(f"| {_md(label)} | {format_value(metrics[key], scale)} |")
+    return "\n".join(lines) + "\n"

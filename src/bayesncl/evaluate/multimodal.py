@@ -10,8 +10,6 @@ of the two towers, and a figure of the top dimensions in both modalities.
 from __future__ import annotations
 
 import json
-import pickle
-import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,8 +20,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from bayesncl.data.paired import caption_prompts, captions_of
-from bayesncl.evaluate.checkpoint import CheckpointError
-from bayesncl.evaluate.common import progress, writable_dir
+from bayesncl.evaluate.checkpoint import CheckpointError, checkpoint_task, read_checkpoint
+from bayesncl.evaluate.common import metrics_table, progress, writable_dir
 from bayesncl.evaluate.probe import fit_linear_probe
 from bayesncl.metrics.crossmodal import cross_modal_retrieval, dimension_agreement
 from bayesncl.metrics.interpretability import active_dims, class_consistency, sparsity
@@ -64,17 +62,15 @@ MM_ROWS: tuple[tuple[str, str, float], ...] = (
 )
 
 
-def load_two_tower(path: str | Path) -> tuple[TwoTowerModule, dict[str, Any]]:
-    """(TwoTowerModule in eval mode, the run config) of a ``task: multimodal`` checkpoint."""
+def load_two_tower(
+    path: str | Path, ckpt: dict[str, Any] | None = None
+) -> tuple[TwoTowerModule, dict[str, Any]]:
+    """(TwoTowerModule in eval mode, the run config) of a ``task: multimodal`` checkpoint
+    (``ckpt``: its dict, when :func:`~bayesncl.evaluate.checkpoint.read_checkpoint` has read
+    it already)."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as err:
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a PyTorch file: {err}") from err
-    meta = ckpt.get("bayesncl") if isinstance(ckpt, dict) else None
-    if not isinstance(meta, dict) or meta.get("task") != MULTIMODAL_TASK:
+    ckpt = read_checkpoint(path) if ckpt is None else ckpt
+    if checkpoint_task(ckpt) != MULTIMODAL_TASK:
         raise CheckpointError(f"{path} is not a bayesncl multimodal checkpoint")
     hp = dict(ckpt["hyper_parameters"])
     try:
@@ -86,17 +82,7 @@ def load_two_tower(path: str | Path) -> tuple[TwoTowerModule, dict[str, Any]]:
             f"{path} does not match the model its settings describe: {err}"
         ) from err
     model.eval()
-    return model, meta.get("config") or {}
-
-
-def checkpoint_task(path: str | Path) -> str:
-    """``multimodal`` or ``pretrain`` (anything else, errors included: the pretraining loader
-    reports them)."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        return str(ckpt["bayesncl"].get("task", "pretrain"))
-    except Exception:
-        return "pretrain"
+    return model, ckpt["bayesncl"].get("config") or {}
 
 
 def _encode_captions(model: TwoTowerModule, captions: Sequence[str]) -> Tensor:
@@ -223,16 +209,10 @@ def _tower_metrics(
 
 
 def markdown(metrics: dict[str, Any], title: str) -> str:
-    """The metrics as a two-column markdown table (the keys of :data:`MM_ROWS` present)."""
-    lines = [f"# {title}", "", "| metric | value |", "|---|---|"]
-    for key, label, scale in MM_ROWS:
-        value = metrics.get(key)
-        if isinstance(value, (int, float)):
-            shown = f"{value * scale:.2f}" if scale != 1 or isinstance(value, float) else f"{value}"
-            lines.append(f"| {label} | {shown} |")
-    for note in metrics.get("notes", []):
-        lines.append(f"\nNote: {note}")
-    return "\n".join(lines) + "\n"
+    """The metrics as a two-column markdown table (the keys of :data:`MM_ROWS` present), then
+    the evaluation's notes."""
+    notes = "".join(f"\nNote: {note}\n" for note in metrics.get("notes", []))
+    return metrics_table(metrics, title, MM_ROWS) + notes
 
 
 def evaluate_two_tower(
@@ -244,14 +224,16 @@ def evaluate_two_tower(
     retrieval_limit: int = 1000,
     figures: bool = True,
     batch_size: int = 512,
+    ckpt: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Every multi-modal evaluation of ``checkpoint`` on its validation pairs (probes trained on
     at most ``train_limit`` training pairs); writes OUT/metrics.json, metrics.md and the figure
-    (OUT: ``out_dir``, default RUN_DIR/eval). Returns the metrics."""
+    (OUT: ``out_dir``, default RUN_DIR/eval). Returns the metrics. ``ckpt``: the checkpoint's
+    dict when it was read already."""
     from bayesncl.train.paired_datamodule import PairedDataModule
 
     path = Path(checkpoint)
-    model, run_cfg = load_two_tower(path)
+    model, run_cfg = load_two_tower(path, ckpt)
     out = writable_dir(Path(out_dir) if out_dir else path.parent.parent / "eval", "--out_dir")
     data_cfg = dict(run_cfg.get("data") or {})
     if data_dir is not None:
@@ -270,7 +252,7 @@ def evaluate_two_tower(
         "temperature": float(torch.as_tensor(model.model.tau()).detach()),
     }
     val = data.load(False)
-    train = data.load(True)
+    train = data.train_pairs  # read by the data module already
     if train_limit is not None and len(train) > train_limit:  # type: ignore[arg-type]
         train = torch.utils.data.Subset(train, range(train_limit))
     with progress(f"codes of both towers ({len(val)} validation pairs)"):  # type: ignore[arg-type]

@@ -23,10 +23,10 @@ from bayesncl.data.scenes import nuisance_labels
 from bayesncl.data.shifts import TABLES
 from bayesncl.data.splits import EvalSplits, Transformed, eval_splits
 from bayesncl.evaluate import ncl_paper, steps
-from bayesncl.evaluate.checkpoint import load_pretrained
-from bayesncl.evaluate.common import progress, writable_dir
+from bayesncl.evaluate.checkpoint import checkpoint_task, load_pretrained, read_checkpoint
+from bayesncl.evaluate.common import metrics_table, progress, writable_dir
 from bayesncl.evaluate.extract import extract
-from bayesncl.evaluate.multimodal import checkpoint_task, evaluate_two_tower
+from bayesncl.evaluate.multimodal import evaluate_two_tower
 from bayesncl.evaluate.probe import probe_augmentation
 from bayesncl.evaluate.shifted import ood_metrics
 from bayesncl.models.encoder import Encoder
@@ -69,28 +69,9 @@ TABLE_ROWS = [
 ]
 
 
-def format_value(value: float, scale: float = 1) -> str:
-    """``value * scale`` to 4 significant digits; NaN and Inf as ``nan`` / ``inf`` (e.g. the
-    consistency of a matrix with no active dimension), never as a plausible number."""
-    v = float(value)
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return f"{v * scale:.4g}"
-
-
-def _md(text: str) -> str:
-    """Text for a markdown table cell: ``|`` escaped (labels such as "mean |corr|")."""
-    return text.replace("|", "\\|")
-
-
 def markdown_table(metrics: dict[str, Any], title: str) -> str:
-    lines = [f"### {title}", "", "| metric | value |", "|---|---|"]
-    for key, label, scale in TABLE_ROWS:
-        if key in metrics and metrics[key] is not None:
-            lines.append(f"| {_md(label)} | {format_value(metrics[key], scale)} |")
-    return "\n".join(lines) + "\n"
+    """``bayesncl evaluate``'s metrics as a markdown table (the keys of :data:`TABLE_ROWS`)."""
+    return metrics_table(metrics, title, TABLE_ROWS)
 
 
 @dataclass
@@ -282,7 +263,9 @@ def run(
 MULTIMODAL_OPTIONS = ("data_dir", "probe_epochs", "train_limit", "figures", "batch_size")
 
 
-def _evaluate_multimodal(path: Path, out_dir: str | None, config: EvalConfig) -> dict[str, Any]:
+def _evaluate_multimodal(
+    path: Path, out_dir: str | None, config: EvalConfig, ckpt: dict[str, Any]
+) -> dict[str, Any]:
     """A ``task: multimodal`` checkpoint: ``bayesncl.evaluate.multimodal``; options it does not
     take are refused unless left at their defaults."""
     default = EvalConfig()
@@ -296,7 +279,8 @@ def _evaluate_multimodal(path: Path, out_dir: str | None, config: EvalConfig) ->
             f"{path} is a multimodal (two-tower) checkpoint; evaluate options {unused} apply to "
             f"single-encoder checkpoints only (it takes: {', '.join(MULTIMODAL_OPTIONS)})"
         )
-    return evaluate_two_tower(path, out_dir, **{k: getattr(config, k) for k in MULTIMODAL_OPTIONS})
+    options = {k: getattr(config, k) for k in MULTIMODAL_OPTIONS}
+    return evaluate_two_tower(path, out_dir, **options, ckpt=ckpt)
 
 
 def evaluate_checkpoint(
@@ -310,9 +294,10 @@ def evaluate_checkpoint(
         raise ValueError(f"unknown evaluate options {unknown}; valid: {_option_names()}")
     config = EvalConfig(**options)
     ckpt_path = Path(checkpoint)
-    if checkpoint_task(ckpt_path) == "multimodal":
-        return _evaluate_multimodal(ckpt_path, out_dir, config)
-    model, run_cfg = load_pretrained(ckpt_path)
+    ckpt = read_checkpoint(ckpt_path)  # once: both loaders take the dict
+    if checkpoint_task(ckpt) == "multimodal":
+        return _evaluate_multimodal(ckpt_path, out_dir, config, ckpt)
+    model, run_cfg = load_pretrained(ckpt_path, ckpt)
     out = writable_dir(Path(out_dir) if out_dir else ckpt_path.parent.parent / "eval", "--out_dir")
     if config.save_features:
         writable_dir(Path(config.save_features).parent, "--save_features (its folder)")

@@ -17,6 +17,17 @@ from bayesncl.data.splits import Transformed, subset
 from bayesncl.data.views import EpochSampler, IndexedImages, MultiViewDataset, _mix
 
 
+def check_loader_settings(
+    num_workers: int, train_subset: int | None, val_subset: int | None
+) -> None:
+    """The data settings every data module shares: loader processes and split subsets."""
+    if num_workers < 0:
+        raise ValueError(f"data.num_workers={num_workers} must be >= 0")
+    for key, n in (("train_subset", train_subset), ("val_subset", val_subset)):
+        if n is not None and n < 1:
+            raise ValueError(f"data.{key}={n} must be >= 1 (or unset: the whole split)")
+
+
 class ResumableEpochs:
     """The training stream's position, for data modules that shuffle with :class:`EpochSampler`:
     counted as batches arrive, saved in every checkpoint (``state_dict``) and restored, so a run
@@ -141,13 +152,9 @@ class SSLDataModule(ResumableEpochs, pl.LightningDataModule):
             raise ValueError(f"data.batch_size={batch_size} must be >= 1")
         if num_views < 1:
             raise ValueError(f"data.num_views={num_views} must be >= 1")
-        if num_workers < 0:
-            raise ValueError(f"data.num_workers={num_workers} must be >= 0")
+        check_loader_settings(num_workers, train_subset, val_subset)
         if image_size is not None and image_size < 1:
             raise ValueError(f"data.image_size={image_size} must be >= 1 (or unset: native size)")
-        for key, n in (("train_subset", train_subset), ("val_subset", val_subset)):
-            if n is not None and n < 1:
-                raise ValueError(f"data.{key}={n} must be >= 1 (or unset: the whole split)")
         self.data_dir = Path(data_dir)
         self.batch_size, self.val_batch_size = batch_size, val_batch_size or batch_size
         self.num_views, self.num_workers, self.download, self.seed = (

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from bayesncl.data.paired import PairedSource, captions_of, get_paired_spec, pair_labels
 from bayesncl.data.splits import subset
 from bayesncl.models.text import Tokenizer
-from bayesncl.train.datamodule import ResumableEpochs
+from bayesncl.train.datamodule import ResumableEpochs, check_loader_settings
 
 
 class _Items(Dataset):
@@ -90,13 +90,9 @@ class PairedDataModule(ResumableEpochs, pl.LightningDataModule):
                 f"data.batch_size={batch_size} must be >= 2: the CLIP loss's negatives are the "
                 "other pairs of the batch"
             )
-        if num_workers < 0:
-            raise ValueError(f"data.num_workers={num_workers} must be >= 0")
+        check_loader_settings(num_workers, train_subset, val_subset)
         if image_size is not None and image_size < 1:
             raise ValueError(f"data.image_size={image_size} must be >= 1 (or unset: as stored)")
-        for key, n in (("train_subset", train_subset), ("val_subset", val_subset)):
-            if n is not None and n < 1:
-                raise ValueError(f"data.{key}={n} must be >= 1 (or unset: the whole split)")
         if min_count < 1 or max_length < 1:
             raise ValueError(
                 f"data.min_count={min_count} and data.max_length={max_length} must be >= 1"
@@ -114,22 +110,22 @@ class PairedDataModule(ResumableEpochs, pl.LightningDataModule):
         self.batch_size, self.val_batch_size = batch_size, val_batch_size or batch_size
         self.num_workers, self.seed = num_workers, seed
         self.train_subset, self.val_subset = train_subset, val_subset
-        self.min_count, self.max_length = min_count, max_length
         self.init_position()
-        # read the training split now: the models' sizes (channels, image size, vocabulary)
-        # come from it, and a missing file fails before training starts
-        self._train_raw = self.load(True)
-        x0, pair0, _ = self._train_raw[0]
+        #: the raw training split, read now: the models' sizes (channels, image size,
+        #: vocabulary) come from it, and a missing file fails before training starts
+        self.train_pairs = self.load(True)
+        x0, pair0, _ = self.train_pairs[0]
         if not isinstance(x0, Tensor) or x0.dim() != 3:
             raise ValueError(f"data.dataset={dataset}: the first modality must be images (C, H, W)")
         self.in_channels, self.image_size = int(x0.shape[0]), int(x0.shape[-1])
         self.tokenizer: Tokenizer | None = None
+        #: channels of image partners (0 for captions)
+        self.pair_channels = 0
         if self.spec.pair == "text":
-            self.tokenizer = Tokenizer.fit(captions_of(self._train_raw), min_count, max_length)
-            self.pair_channels, self.pair_size = 0, 0
+            self.tokenizer = Tokenizer.fit(captions_of(self.train_pairs), min_count, max_length)
         else:
-            self.pair_channels, self.pair_size = int(pair0.shape[0]), int(pair0.shape[-1])
-        labels = pair_labels(self._train_raw)
+            self.pair_channels = int(pair0.shape[0])
+        labels = pair_labels(self.train_pairs)
         self.labels_known = bool((labels >= 0).all())
         if class_names is not None and self.spec.classes is not None:
             raise ValueError(
@@ -170,7 +166,7 @@ class PairedDataModule(ResumableEpochs, pl.LightningDataModule):
             self._val = self.load(False)
 
     def train_dataloader(self) -> DataLoader:
-        items = _Items(self._train_raw, self.tokenizer, indexed=True)
+        items = _Items(self.train_pairs, self.tokenizer, indexed=True)
         return DataLoader(
             items,
             batch_size=self.batch_size,
