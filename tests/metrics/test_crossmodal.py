@@ -64,3 +64,8 @@ def test_dimension_agreement_one_modality_only():
     got = dimension_agreement(a, b)
     assert (got["share_both"], got["share_one"], got["share_none"]) == (0.0, 0.5, 0.5)
     assert math.isnan(got["mean_correlation"]) and got["support_jaccard"] == 0.0
+
+
+def test_retrieval_keys_name_the_two_sides():
+    a = torch.eye(3)
+    assert set(cross_modal_retrieval(a, a, [1], names=("x", "y"))) == {"x_to_y/R@1", "y_to_x/R@1"}

@@ -252,6 +252,7 @@ def evaluate_two_tower(
         "temperature": float(torch.as_tensor(model.model.tau()).detach()),
     }
     val = data.load(False)
+    captions = captions_of(val) if hp.pair_kind == "text" else None
     train = data.train_pairs  # read by the data module already
     if train_limit is not None and len(train) > train_limit:  # type: ignore[arg-type]
         train = torch.utils.data.Subset(train, range(train_limit))
@@ -262,14 +263,11 @@ def evaluate_two_tower(
     with progress(f"retrieval ({n} pairs) and agreement"):
         ks = [k for k in (1, 5, 10) if k <= n]
         groups = None
-        if hp.pair_kind == "text":  # identical captions are interchangeable partners
+        if captions is not None:  # identical captions are interchangeable partners
             ids: dict[str, int] = {}
-            groups = torch.tensor([ids.setdefault(c, len(ids)) for c in captions_of(val)[:n]])
+            groups = torch.tensor([ids.setdefault(c, len(ids)) for c in captions[:n]])
             metrics["retrieval_distinct_partners"] = len(ids)
-        r = cross_modal_retrieval(vx[:n], vy[:n], ks, groups=groups)
-        metrics |= {
-            k.replace("a_to_b", "x_to_y").replace("b_to_a", "y_to_x"): v for k, v in r.items()
-        }
+        metrics |= cross_modal_retrieval(vx[:n], vy[:n], ks, groups=groups, names=("x", "y"))
         metrics["retrieval_pairs"] = n
         agree = dimension_agreement(vx, vy)
         metrics["agreement_correlation"] = agree["mean_correlation"]
@@ -292,12 +290,12 @@ def evaluate_two_tower(
     else:
         notes.append("the pairs have no labels: no consistency, probes or zero-shot")
     if hp.pair_kind == "text" and labelled and hp.class_names:
+        m2 = data.spec.name == "fmnist-captions"  # its own caption grammar, and its caveat
         with progress("zero-shot from prompts"):
-            own = data.spec.name == "fmnist-captions"
             metrics |= zero_shot(
-                model, vx, vlabels, hp.class_names, caption_prompts if own else generic_prompts
+                model, vx, vlabels, hp.class_names, caption_prompts if m2 else generic_prompts
             )
-        if data.spec.name == "fmnist-captions":
+        if m2:
             notes.append(CAPTION_CAVEAT)
     elif hp.pair_kind == "image":
         notes.append("zero-shot classification needs text prompts: not defined for image partners")
@@ -310,7 +308,6 @@ def evaluate_two_tower(
     title = f"{data.spec.name} / {model.method.name} (two towers)"
     if figures:
         with progress("figure"):
-            captions = captions_of(val) if hp.pair_kind == "text" else None
             crossmodal_figure(
                 out / "crossmodal_dims.png", vx, vy, val, agree["correlation"], captions,
                 tokenizer, title=title,

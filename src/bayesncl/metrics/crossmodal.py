@@ -49,6 +49,7 @@ def cross_modal_retrieval(
     ks: Sequence[int] = (1, 5, 10),
     chunk: int = 1024,
     groups: Tensor | None = None,
+    names: tuple[str, str] = ("a", "b"),
 ) -> dict[str, float]:
     """Recall@k of paired retrieval in both directions: row i of ``a`` should retrieve row i of
     ``b`` (``a_to_b/R@k``) and vice versa (``b_to_a/R@k``), cosine similarity, all rows as the
@@ -56,7 +57,8 @@ def cross_modal_retrieval(
 
     ``groups`` (n,): pairs with equal ids have interchangeable partners (e.g. identical
     captions): retrieving any of them counts, so duplicates do not cap the recall at
-    1 / (number of copies).
+    1 / (number of copies). ``names``: how the keys call the two sides (``x_to_y/R@1`` for
+    ``("x", "y")``).
     """
     _check_pair(a, b)
     n = a.shape[0]
@@ -65,7 +67,8 @@ def cross_modal_retrieval(
     if groups is not None and groups.shape != (n,):
         raise ValueError(f"groups must have one id per pair ({n}), got {tuple(groups.shape)}")
     out = {}
-    for name, (q, g) in {"a_to_b": (a, b), "b_to_a": (b, a)}.items():
+    first, second = names
+    for name, (q, g) in {f"{first}_to_{second}": (a, b), f"{second}_to_{first}": (b, a)}.items():
         for kk, value in _recall(q, g, ks, chunk, groups).items():
             out[f"{name}/R@{kk}"] = value
     return out

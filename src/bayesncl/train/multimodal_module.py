@@ -182,9 +182,8 @@ class TwoTowerModule(FiniteGuard, pl.LightningModule):
             a = torch.cat([c for c, _ in self._val_codes])
             b = torch.cat([c for _, c in self._val_codes])
             ks = [k for k in (1, 5, 10) if k <= len(a)]
-            r = cross_modal_retrieval(a, b, ks)
-            out |= {f"val/{k.replace('a_to_b', 'x_to_y').replace('b_to_a', 'y_to_x')}": v
-                    for k, v in r.items()}  # fmt: skip
+            r = cross_modal_retrieval(a, b, ks, names=("x", "y"))
+            out |= {f"val/{k}": v for k, v in r.items()}
             agree = dimension_agreement(a, b)
             out["val/mean_correlation"] = agree["mean_correlation"]
             out["val/share_both"] = agree["share_both"]
