@@ -117,6 +117,14 @@ def eval_settings(preset: Preset, data_dir: str | None, row: Row | None = None) 
     return {**preset.eval_args, **(row.evaluate if row else {}), "data_dir": data_dir}
 
 
+def run_config_changes(rd: Path, wanted: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """How the config RUN_DIR was trained with, resolved through today's ``bayesncl fit``
+    parser (settings added since take their defaults), differs from ``wanted``."""
+    from bayesncl.train.fit import resolve_stored_config
+
+    return config_changes(resolve_stored_config(read_run_config(rd) or {}), wanted)
+
+
 def check_finished_run(
     preset: Preset,
     row: Row,
@@ -143,10 +151,7 @@ def check_finished_run(
             f"{rd} has a {DONE} but no config.yaml: it was not made by `bayesncl fit`; delete "
             "that folder to rerun it, or pass another --out"
         )
-    from bayesncl.train.fit import resolve_stored_config
-
-    wanted = wanted_fit_config(preset, row, seed, out, extra or [])
-    changes = config_changes(resolve_stored_config(stored), wanted)
+    changes = run_config_changes(rd, wanted_fit_config(preset, row, seed, out, extra or []))
     done = json.loads((rd / DONE).read_text())
     old_eval = done.get("eval_args", {})
     new_eval = eval_settings(preset, data_dir, row)
@@ -269,10 +274,7 @@ def _run_job(
     if read_fit_time(rd)["complete"] and read_run_config(rd) is not None:
         # trained already (killed while evaluating): train no further, but only if the
         # settings still match (fit would check them)
-        from bayesncl.train.fit import resolve_stored_config
-
-        stored = resolve_stored_config(read_run_config(rd) or {})
-        changes = config_changes(stored, resolved_fit_config(argv))
+        changes = run_config_changes(rd, resolved_fit_config(argv))
         if changes:
             listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changes)
             raise ValueError(
