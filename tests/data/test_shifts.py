@@ -70,3 +70,15 @@ def test_written_sets_load_as_datasets_of_the_clean_kind(tmp_path) -> None:
     mtime = files[0].stat().st_mtime_ns
     write_shift_sets(x, y, tmp_path, severities=(2,))  # written once
     assert files[0].stat().st_mtime_ns == mtime
+
+
+def test_a_sketch_depends_on_its_own_image_only():
+    """Each image's edge map alone: a blank image beside a square stays blank, and a batch gives
+    the sketches of its images one by one (scipy's n-d sobel smoothed across the batch axis and
+    drew the square's edges into both blank neighbours)."""
+    x = np.zeros((3, 28, 28, 1), np.uint8)
+    x[1, 8:20, 8:20] = 255
+    batch = shifted(x, np.zeros(3), "sketch", 1)
+    assert not batch[0].any() and not batch[2].any() and batch[1].any()
+    for i in range(3):
+        assert np.array_equal(batch[i], shifted(x[i : i + 1], np.zeros(1), "sketch", 1)[0])

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +20,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from bayesncl.data.edges import as_float_images, sobel_edges
 from bayesncl.data.errors import DataFileError
 
 #: one- or two-word class names used in captions (index = Fashion-MNIST label)
@@ -205,37 +204,9 @@ class PairedTensors(Dataset):
         return self.x[i], pair, int(self.labels[i])
 
 
-def _as_float_images(images: Tensor | np.ndarray) -> Tensor:
-    """(n, H, W) uint8 [0, 255] or float [0, 1] -> float (n, 1, H, W) in [0, 1]."""
-    if not isinstance(images, Tensor):
-        images = torch.tensor(np.asarray(images))  # a copy: the array may be read-only
-    if images.dim() == 4 and images.shape[1] == 1:
-        images = images[:, 0]
-    if images.dim() != 3:
-        raise ValueError(f"expected grayscale images (n, H, W), got shape {tuple(images.shape)}")
-    if images.dtype == torch.uint8:
-        return images.float().div(255).unsqueeze(1)
-    return images.float().unsqueeze(1)
-
-
-_SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
-
-
-def sobel_edges(images: Tensor | np.ndarray) -> Tensor:
-    """Sobel gradient magnitude of grayscale images, (n, 1, H, W) in [0, 1].
-
-    ``sqrt(Gx^2 + Gy^2) / (4 sqrt 2)`` (the largest magnitude of a [0, 1] image), with
-    replicated borders, so a flat image has no edges and the map needs no per-image scaling.
-    """
-    x = F.pad(_as_float_images(images), (1, 1, 1, 1), mode="replicate")
-    kernels = torch.stack([_SOBEL_X, _SOBEL_X.T]).unsqueeze(1)
-    grad = F.conv2d(x, kernels)
-    return grad.pow(2).sum(1, keepdim=True).sqrt() / (4 * math.sqrt(2))
-
-
 def fmnist_edge_pairs(images: Tensor | np.ndarray, labels: Tensor | None = None) -> PairedTensors:
     """M1 (spec §4.3): each image (1, 28, 28) paired with its Sobel edge map (deterministic)."""
-    x = _as_float_images(images)
+    x = as_float_images(images)
     return PairedTensors(x, sobel_edges(x[:, 0]), labels)
 
 
@@ -251,7 +222,7 @@ def caption_measurements(images: Tensor | np.ndarray) -> dict[str, Tensor]:
     """Per image: ``intensity`` (mean of the garment pixels, in [0, 1]), ``area`` (garment pixel
     count) and ``aspect`` (bounding-box width / height; 0 for an empty image). The garment is
     the pixels above ``FOREGROUND_THRESHOLD``/255."""
-    x = _as_float_images(images)[:, 0]
+    x = as_float_images(images)[:, 0]
     fg = x > FOREGROUND_THRESHOLD / 255
     area = fg.sum(dim=(1, 2)).float()
     intensity = (x * fg).sum(dim=(1, 2)) / area.clamp_min(1)
@@ -319,7 +290,7 @@ def fmnist_caption_pairs(
 ) -> PairedTensors:
     """M2 (spec §4.3): each image (1, 28, 28) paired with :func:`fmnist_captions`' caption
     (a string, or ``tokenizer(caption)``)."""
-    x = _as_float_images(images)
+    x = as_float_images(images)
     captions = fmnist_captions(x[:, 0], labels, thresholds)
     return PairedTensors(x, captions, torch.as_tensor(list(map(int, labels))), tokenizer)
 
