@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 from bayesncl.data.paired import caption_prompts, captions_of
 from bayesncl.evaluate.checkpoint import CheckpointError, checkpoint_task, read_checkpoint
 from bayesncl.evaluate.common import metrics_table, progress, writable_dir
-from bayesncl.evaluate.probe import fit_linear_probe
+from bayesncl.evaluate.probe import linear_probe
 from bayesncl.metrics.crossmodal import cross_modal_retrieval, dimension_agreement
 from bayesncl.metrics.interpretability import active_dims, class_consistency, sparsity
 from bayesncl.models.text import PAD, UNK, Tokenizer
@@ -283,10 +283,8 @@ def evaluate_two_tower(
         with progress(f"linear probes of both towers ({len(train)} training pairs)"):  # type: ignore[arg-type]
             tx, ty, tlabels = encode_pairs(model.model, train, tokenizer, batch_size)
             for prefix, tr, va in (("x", tx, vx), ("y", ty, vy)):
-                probe = fit_linear_probe(tr, tlabels, hp.num_classes, probe_epochs)
-                metrics[f"{prefix}_linear_top1"] = float(
-                    (probe(va).argmax(1) == vlabels).float().mean()
-                )
+                acc = linear_probe(tr, tlabels, va, vlabels, hp.num_classes, probe_epochs)
+                metrics[f"{prefix}_linear_top1"] = acc["top1"]
     else:
         notes.append("the pairs have no labels: no consistency, probes or zero-shot")
     if hp.pair_kind == "text" and labelled and hp.class_names:
