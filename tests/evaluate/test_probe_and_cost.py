@@ -67,3 +67,19 @@ def test_probe_functions_refuse_meaningless_settings():
         knn_accuracy(x, y, x, y, k=0)
     with pytest.raises(ValueError, match=r"dims=9 must be in 1..8 \(K\)"):
         feature_selection_probe(x, y, x, y, dims=9)
+
+
+def test_the_linear_probe_does_not_depend_on_the_global_generator():
+    """Its initial weights come from its seed: the same features give the same accuracy
+    whatever ran before (a re-evaluation in another order moved LP cells by tenths of a point)."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(300, 8, generator=g), torch.randint(0, 3, (300,), generator=g)
+    torch.manual_seed(1)
+    a = linear_probe(x[:200], y[:200], x[200:], y[200:], 3, epochs=3)
+    torch.manual_seed(2)
+    torch.rand(10)
+    b = linear_probe(x[:200], y[:200], x[200:], y[200:], 3, epochs=3)
+    assert a == b
+    state = torch.random.get_rng_state()
+    linear_probe(x[:200], y[:200], x[200:], y[200:], 3, epochs=1)
+    assert torch.equal(state, torch.random.get_rng_state())  # nor does it move it

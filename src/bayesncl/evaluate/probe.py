@@ -43,7 +43,8 @@ def fit_linear_probe(
 ) -> Callable[[Tensor], Tensor]:
     """Train a linear classifier on standardised frozen features (SGD + cosine lr); returns
     ``logits(x)``, which standardises ``x`` with the training statistics (the probe that
-    out-of-distribution sets are scored with, trained once on clean features)."""
+    out-of-distribution sets are scored with, trained once on clean features). A function of
+    its inputs and ``seed`` alone (initial weights and batch order)."""
     if epochs < 1 or batch_size < 1:
         raise ValueError(
             f"linear probe: epochs={epochs} and batch_size={batch_size} must be >= 1 "
@@ -52,7 +53,9 @@ def fit_linear_probe(
     mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
     xtr = (train_x - mean) / std
     g = torch.Generator().manual_seed(seed)
-    layer = torch.nn.Linear(xtr.shape[1], num_classes)
+    with torch.random.fork_rng(devices=[]):  # its initial weights from ``seed`` too, not from
+        torch.manual_seed(seed)  # whatever the global generator's state happens to be
+        layer = torch.nn.Linear(xtr.shape[1], num_classes)
     opt = torch.optim.SGD(layer.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
     steps = epochs * max(1, (len(xtr) + batch_size - 1) // batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
